@@ -1,0 +1,154 @@
+"""Start the real mosquitto binary with our config on 127.0.0.1, and stop it by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.broker_config import BrokerFiles, render_acl, render_config
+
+MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+BROKER_USER = "mosquitto"
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RunningBroker:
+    port: int
+    pid: int
+    directory: Path
+    log_path: Path
+
+
+def find_mosquitto() -> str:
+    for candidate in MOSQUITTO_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise BrokerError("mosquitto is not installed: run 'apt-get install -y mosquitto' (scripts/test.sh does)")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _broker_user() -> str | None:
+    """Mosquitto started as root drops to user 'mosquitto'; give it its files. None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(BROKER_USER)
+    except KeyError:
+        return "root"  # no unprivileged account to drop to; mosquitto then stays root
+    return BROKER_USER
+
+
+def prepare_broker_dir(
+    directory: Path, ca_cert: Path, cert: Path, key: Path, password_file: Path, topic_prefix: str
+) -> BrokerFiles:
+    """Copy the broker's secrets into a 0700 directory that the broker's user owns."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    files = BrokerFiles(
+        ca_cert=directory / "ca.crt",
+        cert=directory / "mosquitto.crt",
+        key=directory / "mosquitto.key",
+        password_file=directory / "mosquitto_passwd",
+        acl_file=directory / "acl",
+        data_dir=directory / "data",
+    )
+    for src, dst in ((ca_cert, files.ca_cert), (cert, files.cert), (key, files.key), (password_file, files.password_file)):
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o600)
+    files.acl_file.write_text(render_acl(topic_prefix))
+    os.chmod(files.acl_file, 0o600)
+    files.data_dir.mkdir(exist_ok=True)
+    user = _broker_user()
+    if user and user != "root":
+        entry = pwd.getpwnam(user)
+        for path in (directory, files.data_dir, *directory.glob("*"), *files.data_dir.glob("*")):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    return files
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise BrokerError(f"mosquitto exited with code {proc.returncode}:\n{tail}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{port} within {timeout:.0f} s (log: {log_path})")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; always reaps."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def run_broker(
+    ca_cert: Path,
+    cert: Path,
+    key: Path,
+    password_file: Path,
+    *,
+    directory: Path | None = None,
+    port: int | None = None,
+    topic_prefix: str = "upb",
+    log_path: Path | None = None,
+    start_timeout: float = 10.0,
+) -> Iterator[RunningBroker]:
+    """Run mosquitto on 127.0.0.1 with the rendered config; yields once it listens, stops on exit."""
+    binary = find_mosquitto()
+    own_dir = directory is None
+    # Not under pytest's 0700 tmp tree: the broker's own user must reach this directory.
+    broker_dir = Path(tempfile.mkdtemp(prefix="aisys-broker-")) if directory is None else directory
+    try:
+        files = prepare_broker_dir(broker_dir, ca_cert, cert, key, password_file, topic_prefix)
+        chosen_port = port or free_port()
+        conf = broker_dir / "mosquitto.conf"
+        conf.write_text(render_config(files, chosen_port, user=_broker_user()))
+        log = log_path or broker_dir / "mosquitto.log"
+        with open(log, "ab") as log_file:
+            # mosquitto 2.0 buffers stdout when it is a file: line-buffer it so the log is live.
+            line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
+            proc = subprocess.Popen(
+                [*line_buffered, binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT
+            )
+        try:
+            _wait_for_port(chosen_port, proc, log, start_timeout)
+            yield RunningBroker(chosen_port, proc.pid, broker_dir, log)
+        finally:
+            stop_process(proc)
+    finally:
+        if own_dir:
+            shutil.rmtree(broker_dir, ignore_errors=True)
+
+
+def reload_broker(broker: RunningBroker) -> None:
+    """SIGHUP: mosquitto re-reads its password and ACL files."""
+    os.kill(broker.pid, signal.SIGHUP)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Shared helpers for the scripts: the project venv and the Python that runs our modules.
+# Sourced, not executed.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${AISYS_VENV:-$REPO_ROOT/.venv}"
+
+# die MESSAGE: one line on stderr, exit 1.
+die() {
+  echo "$(basename "$0"): error: $*" >&2
+  exit 1
+}
+
+# ensure_venv [EXTRA]: make or reuse the venv, install the project (with EXTRA) when pyproject.toml changed.
+ensure_venv() {
+  local extra="${1:-}" spec stamp
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" || die "cannot create a venv at $VENV: install python3-venv (apt-get install -y python3-venv)"
+  fi
+  spec="$REPO_ROOT"
+  [ -n "$extra" ] && spec="$REPO_ROOT[$extra]"
+  stamp="$VENV/.installed-${extra:-base}-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e "$spec"
+    touch "$stamp"
+  fi
+}
+
+# project_python: the interpreter that has our dependencies (AISYS_PYTHON overrides, e.g. in tests).
+project_python() {
+  if [ -n "${AISYS_PYTHON:-}" ]; then
+    echo "$AISYS_PYTHON"
+  else
+    ensure_venv >&2
+    echo "$VENV/bin/python"
+  fi
+}
+
+# ensure_mosquitto: install the broker with apt-get when the binary is missing.
+ensure_mosquitto() {
+  if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    die "mosquitto is not installed and cannot be installed here: run 'sudo apt-get install -y mosquitto' and try again"
+  fi
+  echo "Installing mosquitto with apt-get..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null) \
+    || die "apt-get could not install mosquitto: check the network and the apt sources"
+}
+
+# ensure_chromium: Debian's chromium for the browser tests (apt-get when missing and possible).
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "chromium is not installed: the browser tests will be skipped (apt-get install -y chromium)" >&2
+    return 1
+  fi
+  echo "Installing chromium with apt-get (browser tests)..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || {
+    echo "apt-get could not install chromium: the browser tests will be skipped" >&2
+    return 1
+  }
+}

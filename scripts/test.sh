@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: venv with the test extra, mosquitto (apt-get when missing), then pytest.
+# Usage: scripts/test.sh [PYTEST ARGS...]   e.g. scripts/test.sh -m "not browser" -x
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+# 1. Python dependencies in .venv (reinstalled only when pyproject.toml changes).
+ensure_venv test
+# 2. The real broker binary the tests start.
+ensure_mosquitto
+# 3. A headless browser for the browser tests (Debian's chromium); skipped with a reason when absent.
+ensure_chromium || true
+# 4. The suite; extra arguments go to pytest.
+exec "$VENV/bin/python" -m pytest "$@"
