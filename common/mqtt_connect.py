@@ -33,6 +33,7 @@ def new_client(
     tls: TlsFiles,
     *,
     will: tuple[str, bytes] | None = None,
+    will_retain: bool = False,
     userdata: Any = None,
 ) -> mqtt.Client:
     """An unconnected MQTT 3.1.1 client with TLS, credentials, optional last will and backoff."""
@@ -49,7 +50,7 @@ def new_client(
     client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
     client.max_inflight_messages_set(100)
     if will is not None:
-        client.will_set(will[0], will[1], qos=1, retain=False)
+        client.will_set(will[0], will[1], qos=1, retain=will_retain)
     return client
 
 

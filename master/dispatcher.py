@@ -1,0 +1,209 @@
+"""The task queue and its assignment to workers; checks every result against what was assigned."""
+
+from __future__ import annotations
+
+import heapq
+import hmac
+import itertools
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from common.messages import StatusMessage, TaskMessage
+from common.rpc import worker_pb2
+from master.registry import WorkerRegistry
+
+logger = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """The queue holds `max_queue` tasks already."""
+
+
+class ResultRefused(Exception):
+    """A result that does not match an assigned task; `status` is the gRPC status name to answer with."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Task:
+    task_id: str
+    session: str
+    prompt: str
+    model: str
+    priority: int
+    created: float
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    attempts: int = 0
+    worker_id: str | None = None
+    assigned_at: float | None = None
+    # The asker left while a worker was on it: the slot stays taken until the result, which is dropped.
+    abandoned: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the asker gets: an answer or an error (code + message), and where it came from."""
+
+    task_id: str
+    answer: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    model: str = ""
+    worker_id: str | None = None
+
+
+Publish = Callable[[str, TaskMessage], bool]
+Deliver = Callable[[Task, Outcome], None]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        publish: Publish,
+        deliver: Deliver,
+        *,
+        task_timeout_s: float = 120.0,
+        max_attempts: int = 3,
+        max_queue: int = 10_000,
+    ) -> None:
+        self.registry = registry
+        self.publish = publish
+        self.deliver = deliver
+        self.task_timeout_s = task_timeout_s
+        self.max_attempts = max_attempts
+        self.max_queue = max_queue
+        self.tasks: dict[str, Task] = {}
+        self._queue: list[tuple[int, int, str]] = []  # (-priority, sequence, task_id): a FIFO per priority
+        self._seq = itertools.count()
+
+    # -- intake -----------------------------------------------------------------------
+    def submit(self, session: str, prompt: str, model: str = "", priority: int = 0) -> Task:
+        if len(self._queue) >= self.max_queue:
+            raise QueueFull(f"the queue holds {self.max_queue} tasks")
+        task = Task(uuid.uuid4().hex, session, prompt, model, priority, time.time())
+        self.tasks[task.task_id] = task
+        self._enqueue(task)
+        self.pump()
+        return task
+
+    def _enqueue(self, task: Task) -> None:
+        heapq.heappush(self._queue, (-task.priority, next(self._seq), task.task_id))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def cancel_session(self, session: str) -> int:
+        """A session went away: drop its queued tasks, abandon its running ones; returns how many."""
+        mine = [t for t in self.tasks.values() if t.session == session]
+        for task in mine:
+            if task.worker_id is None:
+                del self.tasks[task.task_id]  # its queue entry is skipped when popped
+            else:
+                task.abandoned = True  # the worker is still busy with it: its slot frees on the result
+        return len(mine)
+
+    # -- assignment -------------------------------------------------------------------
+    def pump(self) -> None:
+        """Hand queued tasks to workers with free slots, highest priority first, FIFO within one."""
+        skipped: list[tuple[int, int, str]] = []
+        while self._queue and self.registry.total_free_slots() > 0:
+            entry = heapq.heappop(self._queue)
+            task = self.tasks.get(entry[2])
+            if task is None:
+                continue  # cancelled while queued
+            worker = self.registry.pick(task.model)
+            if worker is None:
+                skipped.append(entry)  # no free worker offers this model; others may still run
+                continue
+            message = TaskMessage(
+                task_id=task.task_id, token=task.token, prompt=task.prompt, model=task.model,
+                priority=task.priority, deadline=time.time() + self.task_timeout_s,
+            )
+            if not self.publish(worker.worker_id, message):
+                skipped.append(entry)
+                break  # the bus is down: keep everything queued
+            task.worker_id, task.assigned_at = worker.worker_id, time.monotonic()
+            task.attempts += 1
+            worker.assigned.add(task.task_id)
+        for entry in skipped:
+            heapq.heappush(self._queue, entry)
+
+    def _release(self, task: Task) -> None:
+        if task.worker_id and task.worker_id in self.registry.workers:
+            self.registry.workers[task.worker_id].assigned.discard(task.task_id)
+        task.worker_id, task.assigned_at = None, None
+
+    # -- workers ----------------------------------------------------------------------
+    def on_status(self, worker_id: str, status: StatusMessage) -> None:
+        info = self.registry.update(worker_id, status)
+        if status.state == "offline":
+            self._requeue_worker(worker_id, "went offline")
+        elif info.free_slots > 0:
+            self.pump()
+
+    def _requeue_worker(self, worker_id: str, why: str) -> None:
+        info = self.registry.workers.get(worker_id)
+        if info is None:
+            return
+        for task_id in sorted(info.assigned):
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue
+            self._release(task)
+            if task.abandoned:
+                del self.tasks[task_id]
+            elif task.attempts >= self.max_attempts:
+                self._finish(task, Outcome(task.task_id, error_code="worker_lost",
+                                           error_message="The workers handling this question stopped. Please ask again."))
+            else:
+                logger.warning("task %s back in the queue: worker %s %s", task_id, worker_id, why)
+                self._enqueue(task)
+        info.assigned.clear()
+        self.pump()
+
+    def sweep(self, now: float | None = None) -> None:
+        """Periodic: silent workers become offline (their tasks are requeued); overdue tasks fail."""
+        for info in self.registry.expired(now):
+            self._requeue_worker(info.worker_id, f"silent for over {self.registry.worker_timeout_s:.0f} s")
+        now = time.monotonic() if now is None else now
+        for task in list(self.tasks.values()):
+            if task.assigned_at is not None and now - task.assigned_at > self.task_timeout_s:
+                self._release(task)
+                self._finish(task, Outcome(task.task_id, error_code="timeout",
+                                           error_message="No answer came in time. Please ask again."))
+
+    # -- results ----------------------------------------------------------------------
+    def accept_result(self, result: worker_pb2.TaskResult) -> Task:
+        """Check a result against its assignment and deliver it; raises ResultRefused otherwise."""
+        task = self.tasks.get(result.task_id)
+        if task is None:
+            raise ResultRefused("NOT_FOUND", "no such task is waiting for a result")
+        if task.worker_id is None or task.worker_id != result.worker_id:
+            raise ResultRefused("PERMISSION_DENIED", "this task is not assigned to that worker")
+        if not hmac.compare_digest(task.token.encode(), result.token.encode()):
+            raise ResultRefused("PERMISSION_DENIED", "wrong task token")
+        self._release(task)
+        if result.HasField("error"):
+            outcome = Outcome(task.task_id, error_code=result.error.code or "model_error",
+                              error_message=result.error.message or "The model failed.", model=result.model,
+                              worker_id=result.worker_id)
+        else:
+            outcome = Outcome(task.task_id, answer=result.answer, model=result.model, worker_id=result.worker_id)
+        self._finish(task, outcome)
+        self.pump()
+        return task
+
+    def _finish(self, task: Task, outcome: Outcome) -> None:
+        self.tasks.pop(task.task_id, None)
+        if not task.abandoned:
+            self.deliver(task, outcome)

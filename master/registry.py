@@ -1,0 +1,73 @@
+"""Which workers exist, what they can do, and how many tasks each has from us."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from common.messages import StatusMessage
+
+
+@dataclass
+class WorkerInfo:
+    worker_id: str
+    state: str = "offline"
+    capacity: int = 0
+    models: tuple[str, ...] = ()
+    version: str = ""
+    last_seen: float = 0.0
+    # Task ids the master has handed to this worker and not yet seen answered.
+    assigned: set[str] = field(default_factory=set)
+
+    @property
+    def free_slots(self) -> int:
+        """Counted by the master (what it assigned), not by the worker's possibly stale report."""
+        if self.state == "offline":
+            return 0
+        return max(0, self.capacity - len(self.assigned))
+
+    def offers(self, model: str) -> bool:
+        return not model or model in self.models
+
+
+class WorkerRegistry:
+    def __init__(self, worker_timeout_s: float) -> None:
+        self.worker_timeout_s = worker_timeout_s
+        self.workers: dict[str, WorkerInfo] = {}
+
+    def update(self, worker_id: str, status: StatusMessage, now: float | None = None) -> WorkerInfo:
+        info = self.workers.setdefault(worker_id, WorkerInfo(worker_id))
+        info.state = status.state
+        info.capacity = status.capacity
+        info.models = status.models
+        info.version = status.version
+        info.last_seen = time.monotonic() if now is None else now
+        return info
+
+    def expired(self, now: float | None = None) -> list[WorkerInfo]:
+        """Workers not heard from within the timeout that are not yet marked offline; marks them."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for info in self.workers.values():
+            if info.state != "offline" and now - info.last_seen > self.worker_timeout_s:
+                info.state = "offline"
+                out.append(info)
+        return out
+
+    def pick(self, model: str) -> WorkerInfo | None:
+        """The worker with the most free slots that offers `model` (ties: the first registered)."""
+        best: WorkerInfo | None = None
+        for info in self.workers.values():
+            if info.free_slots > 0 and info.offers(model) and (best is None or info.free_slots > best.free_slots):
+                best = info
+        return best
+
+    def total_free_slots(self) -> int:
+        return sum(w.free_slots for w in self.workers.values())
+
+    def snapshot(self) -> list[dict[str, object]]:
+        return [
+            {"worker_id": w.worker_id, "state": w.state, "capacity": w.capacity, "free_slots": w.free_slots,
+             "models": list(w.models), "version": w.version}
+            for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
+        ]

@@ -1,0 +1,111 @@
+"""The HTTPS edge: the chat page, a health endpoint and the Socket.IO events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import socketio
+from quart import Quart, jsonify, send_from_directory
+
+from master.dispatcher import Dispatcher, Outcome, QueueFull, Task
+from master.security_headers import SecurityHeaders
+from master.settings import MasterSettings
+
+logger = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class ChatWeb:
+    """Quart + python-socketio; the dispatcher is attached after construction (it needs `deliver`)."""
+
+    def __init__(self, settings: MasterSettings) -> None:
+        self.settings = settings
+        self.dispatcher: Dispatcher | None = None
+        self.mqtt_connected = lambda: False
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            # python-socketio rejects its own https:// origin behind TLS unless origins are listed.
+            cors_allowed_origins=settings.origins(),
+            max_http_buffer_size=max(64 * 1024, settings.max_prompt_chars * 4 + 4096),
+            logger=False,
+            engineio_logger=False,
+        )
+        self.app = Quart(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+        self._emits: set[asyncio.Task[None]] = set()
+        self._routes()
+        self._events()
+        self.asgi = SecurityHeaders(socketio.ASGIApp(self.sio, other_asgi_app=self.app))
+
+    # -- HTTP ---------------------------------------------------------------------------
+    def _routes(self) -> None:
+        @self.app.get("/")
+        async def index() -> Any:
+            return await send_from_directory(STATIC_DIR, "index.html")
+
+        @self.app.get("/healthz")
+        async def healthz() -> Any:
+            d = self.dispatcher
+            workers = [w for w in d.registry.workers.values() if w.state != "offline"] if d else []
+            ok = self.mqtt_connected()
+            body = {"status": "ok" if ok else "degraded", "mqtt": ok, "workers": len(workers),
+                    "queued": d.queued if d else 0}
+            return jsonify(body), 200 if ok else 503
+
+    # -- Socket.IO ----------------------------------------------------------------------
+    def _events(self) -> None:
+        sio = self.sio
+
+        @sio.event
+        async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+            logger.info("session %s connected", sid)
+
+        @sio.event
+        async def disconnect(sid: str, reason: Any = None) -> None:
+            dropped = self.dispatcher.cancel_session(sid) if self.dispatcher else 0
+            logger.info("session %s disconnected; %d unfinished tasks dropped", sid, dropped)
+
+        @sio.on("ai-query")
+        async def ai_query(sid: str, data: Any) -> dict[str, Any]:
+            return self.handle_query(sid, data)
+
+    def handle_query(self, sid: str, data: Any) -> dict[str, Any]:
+        """Validate a query and queue it; the return value is the Socket.IO acknowledgement."""
+        text, model = (data, "") if isinstance(data, str) else (
+            (data.get("text"), data.get("model", "")) if isinstance(data, dict) else (None, "")
+        )
+        if not isinstance(text, str) or not text.strip():
+            return _error("bad_request", "Send a non-empty question as text.")
+        if not isinstance(model, str) or len(model) > 128:
+            return _error("bad_request", "The model name must be text of at most 128 characters.")
+        if len(text) > self.settings.max_prompt_chars:
+            return _error(
+                "prompt_too_long",
+                f"The question has {len(text)} characters; the limit is {self.settings.max_prompt_chars}. Shorten it.",
+            )
+        model = model or self.settings.default_model
+        if self.dispatcher is None:
+            return _error("unavailable", "The service is starting. Try again in a moment.")
+        try:
+            task = self.dispatcher.submit(sid, text, model)
+        except QueueFull:
+            return _error("busy", "The service is at capacity. Try again in a minute.")
+        logger.info("session %s queued task %s (%d chars)", sid, task.task_id, len(text))
+        return {"task_id": task.task_id}
+
+    def deliver(self, task: Task, outcome: Outcome) -> None:
+        """Send an outcome to the one session that asked (called on the event loop)."""
+        if outcome.answer is not None:
+            event, payload = "ai-response", {"task_id": task.task_id, "answer": outcome.answer, "model": outcome.model}
+        else:
+            event, payload = "ai-error", {"task_id": task.task_id, "code": outcome.error_code,
+                                          "message": outcome.error_message}
+        emit = asyncio.get_running_loop().create_task(self.sio.emit(event, payload, to=task.session))
+        self._emits.add(emit)
+        emit.add_done_callback(self._emits.discard)
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}

@@ -1,0 +1,86 @@
+"""A local fake of the Gemini REST API (generateContent), for the real google-genai SDK to talk to.
+
+It records every request's path and API key header, and answers from a script: each entry is
+(HTTP status, JSON body); when the script is empty it answers with a success that names the prompt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+def success_body(text: str, model: str = "gemini-2.5-flash") -> dict[str, Any]:
+    return {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 5, "totalTokenCount": 8},
+        "modelVersion": model,
+    }
+
+
+def error_body(code: int, status: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status, "details": details or []}}
+
+
+def invalid_key_body(echo_key: str = "") -> dict[str, Any]:
+    """Gemini's answer to a bad key; with `echo_key` the message repeats it (the worst case for leaks)."""
+    message = "API key not valid. Please pass a valid API key." + (f" Key: {echo_key}" if echo_key else "")
+    return error_body(
+        400, "INVALID_ARGUMENT", message,
+        [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+          "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}],
+    )
+
+
+def rate_limited_body(retry_delay: str = "0.2s") -> dict[str, Any]:
+    return error_body(
+        429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).",
+        [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}],
+    )
+
+
+@dataclass
+class Recorded:
+    path: str
+    api_key: str | None
+    prompt: str
+
+
+@dataclass
+class FakeGemini:
+    url: str = ""
+    script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        prompt = "".join(p.get("text", "") for c in body.get("contents", []) for p in c.get("parts", []))
+        self.requests.append(Recorded(request.path, request.headers.get("x-goog-api-key"), prompt))
+        if self.script:
+            status, payload = self.script.pop(0)
+        else:
+            status, payload = 200, success_body(f"Gemini says: {prompt}")
+        return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
+
+
+@contextlib.asynccontextmanager
+async def run_fake_gemini() -> AsyncIterator[FakeGemini]:
+    """Serve the fake on 127.0.0.1 and a free port; yields it with its base URL."""
+    fake = FakeGemini()
+    app = web.Application()
+    app.router.add_post("/{version}/models/{model_and_method}", fake.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.url = f"http://127.0.0.1:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()

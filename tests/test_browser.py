@@ -1,0 +1,60 @@
+"""A real browser (Debian's Chromium through Playwright) uses the chat over HTTPS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from common.local_broker import RunningBroker
+from tests.conftest import Pki
+from tests.stack_helpers import local_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def spki_pin(cert_path: Path) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)): Chromium then trusts this one key, not every certificate."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/test.sh installs it as root)")
+async def test_browser_sends_a_message_and_sees_the_answer(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
+    """Load the chat over HTTPS, see 'connected', send a question, see the worker's answer; no console errors."""
+    from playwright.async_api import async_playwright
+
+    async with local_stack(pki, broker, workers=1) as stack, async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", f"--ignore-certificate-errors-spki-list={spki_pin(pki.cert('master'))}",
+            ],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 740})  # phone width
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(stack.url + "/")
+            await page.wait_for_selector("#state.connected", timeout=10_000)
+            await page.fill("#question", "hello from chromium")
+            await page.click("#send")
+            answer = page.locator(".msg.ai").last
+            await answer.wait_for(timeout=10_000)
+            await page.wait_for_function(
+                "() => [...document.querySelectorAll('.msg.ai')].some(e => e.textContent.includes('You said: hello from chromium'))",
+                timeout=10_000,
+            )
+            await page.screenshot(path=str(tmp_path / "chat.png"))
+            assert errors == []
+        finally:
+            await browser.close()

@@ -1,0 +1,148 @@
+"""The master's gRPC ResultService refuses every result that is not a worker's answer to its own task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from common.local_broker import RunningBroker
+from common.rpc import worker_pb2, worker_pb2_grpc
+from common.tls import TlsFiles, grpc_channel_credentials
+from master.dispatcher import Task
+from pki.authority import Role, issue_leaf
+from pki.store import load_issued, write_issued
+from tests.conftest import Pki
+from tests.stack_helpers import ChatClient, Stack, chat_client, local_stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Pending:
+    """A question held by a slow worker: the task, the stack and the asking browser session."""
+
+    stack: Stack
+    client: ChatClient
+    task: Task
+
+
+@pytest.fixture
+async def pending(pki: Pki, broker: RunningBroker) -> AsyncIterator[Pending]:
+    async with local_stack(
+        pki, broker, workers=2, capacity=1, worker_overrides={"echo_latency_s": 60, "drain_timeout_s": 0.1}
+    ) as stack:
+        async with chat_client(pki, stack.url) as client:
+            ack = await client.ask("who may answer this?")
+            d = stack.master.dispatcher
+            await wait_until(lambda: d.tasks[ack["task_id"]].worker_id is not None, what="assignment")
+            yield Pending(stack, client, d.tasks[ack["task_id"]])
+
+
+def channel(port: int, creds: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    target = f"127.0.0.1:{port}"
+    if creds is None:
+        return grpc.aio.insecure_channel(target)
+    return grpc.aio.secure_channel(target, creds, options=[("grpc.ssl_target_name_override", "localhost")])
+
+
+async def submit(port: int, creds: grpc.ChannelCredentials | None, result: worker_pb2.TaskResult) -> worker_pb2.Ack:
+    async with channel(port, creds) as ch:
+        return await worker_pb2_grpc.ResultServiceStub(ch).SubmitResult(result, timeout=5)
+
+
+def forged(task: Task, **changes: str) -> worker_pb2.TaskResult:
+    fields = {"task_id": task.task_id, "worker_id": task.worker_id or "", "token": task.token, "answer": "FORGED"}
+    fields.update(changes)
+    return worker_pb2.TaskResult(**fields)
+
+
+async def assert_refused(
+    p: Pending, creds: grpc.ChannelCredentials | None, result: worker_pb2.TaskResult, code: grpc.StatusCode
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await submit(p.stack.master.grpc_port, creds, result)
+    assert excinfo.value.code() == code, excinfo.value.details()
+    await asyncio.sleep(0.3)
+    assert p.client.responses.empty(), "a refused result reached the browser"
+    assert p.task.task_id in p.stack.master.dispatcher.tasks, "a refused result settled the task"
+
+
+def creds_for(pki: Pki, role: str | None) -> grpc.ChannelCredentials:
+    files = TlsFiles(ca=pki.ca) if role is None else pki.tls(role)
+    return grpc_channel_credentials(files)
+
+
+async def test_right_certificate_and_token_is_accepted(pending: Pending, pki: Pki) -> None:
+    """Control: a worker certificate with the assigned worker id and token settles the task for the browser."""
+    ack = await submit(pending.stack.master.grpc_port, creds_for(pki, "worker"), forged(pending.task))
+    assert ack.accepted
+    response = await pending.client.next_response()
+    assert response["task_id"] == pending.task.task_id and response["answer"] == "FORGED"
+
+
+async def test_plaintext_channel_is_unavailable(pending: Pending) -> None:
+    """No TLS at all: the handshake fails, UNAVAILABLE."""
+    await assert_refused(pending, None, forged(pending.task), grpc.StatusCode.UNAVAILABLE)
+
+
+async def test_tls_without_client_certificate_is_unavailable(pending: Pending, pki: Pki) -> None:
+    """TLS that trusts our CA but presents no client certificate: UNAVAILABLE (mutual TLS required)."""
+    await assert_refused(pending, creds_for(pki, None), forged(pending.task), grpc.StatusCode.UNAVAILABLE)
+
+
+async def test_client_certificate_from_another_ca_is_unavailable(pending: Pending, pki: Pki, other_pki: Pki) -> None:
+    """A worker certificate from a foreign CA (trusting our server): UNAVAILABLE."""
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.read_bytes(),
+        private_key=other_pki.key("worker").read_bytes(),
+        certificate_chain=other_pki.cert("worker").read_bytes(),
+    )
+    await assert_refused(pending, creds, forged(pending.task), grpc.StatusCode.UNAVAILABLE)
+
+
+@pytest.mark.parametrize("role", ["master", "mosquitto"])
+async def test_server_certificate_used_as_client_is_refused_in_the_handshake(
+    pending: Pending, pki: Pki, role: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The master's or mosquitto's certificate (serverAuth only) as a client: the TLS layer refuses it, UNAVAILABLE."""
+    await assert_refused(pending, creds_for(pki, role), forged(pending.task), grpc.StatusCode.UNAVAILABLE)
+    assert "unsupported certificate purpose" in capfd.readouterr().err  # gRPC core's own handshake log
+
+
+async def test_client_certificate_of_our_ca_without_worker_role_is_permission_denied(
+    pending: Pending, pki: Pki, tmp_path: Path
+) -> None:
+    """A clientAuth certificate from our own CA but for another role: PERMISSION_DENIED, even with the token."""
+    ca = load_issued(pki.out, "ca")
+    intruder = issue_leaf(ca, Role("intruder", server=False, default_sans=()))
+    write_issued(tmp_path, "intruder", intruder)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.read_bytes(),
+        private_key=(tmp_path / "intruder.key").read_bytes(),
+        certificate_chain=(tmp_path / "intruder.crt").read_bytes(),
+    )
+    await assert_refused(pending, creds, forged(pending.task), grpc.StatusCode.PERMISSION_DENIED)
+
+
+async def test_wrong_token_is_permission_denied(pending: Pending, pki: Pki) -> None:
+    """The assigned worker's id with a wrong token: PERMISSION_DENIED, the browser gets nothing."""
+    result = forged(pending.task, token=pending.task.token[:-1] + ("A" if pending.task.token[-1] != "A" else "B"))
+    await assert_refused(pending, creds_for(pki, "worker"), result, grpc.StatusCode.PERMISSION_DENIED)
+
+
+async def test_result_for_task_of_another_worker_is_permission_denied(pending: Pending, pki: Pki) -> None:
+    """The other worker, even holding the token, cannot answer a task assigned elsewhere."""
+    other = next(w.settings.worker_id for w in pending.stack.workers if w.settings.worker_id != pending.task.worker_id)
+    result = forged(pending.task, worker_id=other)
+    await assert_refused(pending, creds_for(pki, "worker"), result, grpc.StatusCode.PERMISSION_DENIED)
+
+
+async def test_unknown_task_is_not_found(pending: Pending, pki: Pki) -> None:
+    """A result for a task that is not waiting: NOT_FOUND."""
+    result = forged(pending.task, task_id="0" * 32)
+    await assert_refused(pending, creds_for(pki, "worker"), result, grpc.StatusCode.NOT_FOUND)

@@ -1,0 +1,1 @@
+"""Model backends: `gemini` (google-genai) and `echo` (offline)."""

@@ -1,0 +1,187 @@
+"""Google Gemini through the google-genai SDK: key from a file (re-read on change), retries, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from common.secret_files import ConfigError, read_secret
+from worker.backends.base import ModelError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+class KeyFile:
+    """The Gemini key file; `current()` re-reads it when its modification time or size changes."""
+
+    def __init__(self, path: Path, setting: str = "GEMINI_API_KEY_FILE") -> None:
+        self.path = path
+        self.setting = setting
+        self._stamp: tuple[int, int] | None = None
+        self._key = ""
+        self.current()
+
+    def _file_stamp(self) -> tuple[int, int]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return (-1, -1)
+        return (st.st_mtime_ns, st.st_size)
+
+    def current(self) -> tuple[str, bool]:
+        """The key and whether it changed since the last call. Raises ConfigError when unreadable."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return self._key, False
+        try:
+            key = read_secret(self.setting, self.path)
+        except ConfigError:
+            if self._key:
+                logger.warning("%s=%s became unreadable; keeping the previous key", self.setting, self.path)
+                return self._key, False
+            raise
+        changed = bool(self._key) and key != self._key
+        self._stamp, self._key = stamp, key
+        if changed:
+            logger.info("Gemini key file changed: using the new key from now on")
+        return key, changed
+
+
+def retry_delay_s(exc: genai_errors.APIError) -> float | None:
+    """The server's RetryInfo.retryDelay ('1.5s'), when it gave one."""
+    details: Any = exc.details
+    if isinstance(details, dict):
+        details = details.get("error", {}).get("details", [])
+    for item in details if isinstance(details, list) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DURATION_RE.match(str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _error_reason(exc: genai_errors.APIError) -> str:
+    details: Any = exc.details
+    if isinstance(details, dict):
+        details = details.get("error", {}).get("details", [])
+    for item in details if isinstance(details, list) else []:
+        if isinstance(item, dict) and item.get("reason"):
+            return str(item["reason"])
+    return ""
+
+
+def user_error(exc: genai_errors.APIError) -> ModelError:
+    """Map an API error to a message that says what failed and what to do, without the key."""
+    code, reason = exc.code, _error_reason(exc)
+    if reason == "API_KEY_INVALID" or code in (401, 403):
+        return ModelError(
+            "invalid_api_key",
+            "The Gemini API key was refused. The operator must put a valid key in the gemini_api_key secret.",
+        )
+    if code == 429:
+        return ModelError("rate_limited", "Gemini is rate limiting this service. Please try again in a minute.")
+    if code == 404:
+        return ModelError("model_unavailable", "The requested Gemini model does not exist or is not available.")
+    if code == 400:
+        return ModelError("bad_request", "Gemini could not process this question. Try rephrasing or shortening it.")
+    if code is not None and code >= 500:
+        return ModelError("model_unavailable", "Gemini is temporarily unavailable. Please try again shortly.")
+    return ModelError("model_error", f"Gemini answered with an error (HTTP {code}).")
+
+
+class GeminiBackend:
+    name = "gemini"
+
+    def __init__(
+        self,
+        key_file: Path,
+        default_model: str = DEFAULT_MODEL,
+        *,
+        models: tuple[str, ...] = (),
+        base_url: str | None = None,
+        timeout_s: float = 60.0,
+        max_attempts: int = 4,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 20.0,
+    ) -> None:
+        self.key_file = KeyFile(key_file)
+        self.default_model = default_model
+        self._models = tuple(dict.fromkeys((default_model, *models)))
+        self.base_url = base_url
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._client: genai.Client | None = None
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self._models
+
+    def _client_for_current_key(self) -> genai.Client:
+        try:
+            key, changed = self.key_file.current()
+        except ConfigError as exc:
+            logger.error("%s", exc)
+            raise ModelError("no_api_key", "The Gemini API key is not available. The operator must configure it.") from None
+        if self._client is None or changed:
+            options = types.HttpOptions(
+                base_url=self.base_url,
+                timeout=int(self.timeout_s * 1000),
+                # Our loop below owns retries (it honours RetryInfo and never retries a bad key).
+                retry_options=types.HttpRetryOptions(attempts=1),
+            )
+            self._client = genai.Client(api_key=key, http_options=options)
+        return self._client
+
+    def _backoff(self, attempt: int, exc: genai_errors.APIError) -> float:
+        server = retry_delay_s(exc)
+        if server is not None:
+            return min(server, self.backoff_max_s) + random.uniform(0, 0.1)
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)  # exponential backoff with jitter
+
+    async def generate(self, prompt: str, model: str) -> str:
+        chosen = model or self.default_model
+        if chosen not in self._models:
+            raise ModelError("model_unavailable", f"Model '{chosen}' is not offered here. Choose one of: {', '.join(self._models)}.")
+        for attempt in range(self.max_attempts):
+            client = self._client_for_current_key()
+            try:
+                response = await client.aio.models.generate_content(model=chosen, contents=prompt)
+            except genai_errors.APIError as exc:
+                retryable = exc.code in RETRYABLE_STATUS and attempt + 1 < self.max_attempts
+                logger.warning("Gemini call failed: HTTP %s %s (attempt %d)", exc.code, exc.status, attempt + 1)
+                if not retryable:
+                    raise user_error(exc) from None
+                await asyncio.sleep(self._backoff(attempt, exc))
+                continue
+            except (asyncio.TimeoutError, TimeoutError):
+                raise ModelError("timeout", f"Gemini did not answer within {self.timeout_s:.0f} s. Please try again.") from None
+            except Exception as exc:  # transport errors of httpx/aiohttp: name the kind, not the details
+                logger.warning("Gemini call failed: %s", type(exc).__name__)
+                if attempt + 1 < self.max_attempts:
+                    await asyncio.sleep(min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
+                    continue
+                raise ModelError("model_unavailable", "Gemini could not be reached. Please try again shortly.") from None
+            text = response.text
+            if not text:
+                raise ModelError("empty_answer", "Gemini returned no text for this question (it may have been blocked).")
+            return text
+        raise ModelError("model_unavailable", "Gemini is temporarily unavailable. Please try again shortly.")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aio.aclose()

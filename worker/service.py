@@ -1,0 +1,166 @@
+"""The worker: take tasks from MQTT, run up to `capacity` at once, send results over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from common.messages import MessageError, StatusMessage, TaskMessage, parse_task
+from common.mqtt_connect import BrokerAddress
+from common.rpc import worker_pb2
+from common.secret_files import read_secret
+from common.topics import Topics
+from worker.backends.base import ModelBackend, ModelError
+from worker.backends.echo import EchoBackend
+from worker.backends.gemini import GeminiBackend
+from worker.results_client import ResultsClient
+from worker.settings import WorkerSettings
+
+logger = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+def make_backend(settings: WorkerSettings) -> ModelBackend:
+    if settings.backend_kind() == "gemini":
+        if settings.gemini_api_key_file is None:
+            from common.secret_files import ConfigError
+
+            raise ConfigError("MODEL_BACKEND=gemini needs GEMINI_API_KEY_FILE: point it at the key file")
+        return GeminiBackend(
+            settings.gemini_api_key_file,
+            settings.gemini_model,
+            models=settings.gemini_extra_models,
+            base_url=settings.gemini_base_url,
+            timeout_s=settings.gemini_timeout_s,
+        )
+    return EchoBackend(settings.echo_latency_s)
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, backend: ModelBackend, results: ResultsClient) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.results = results
+        self.busy = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._bus = None  # set in run_worker
+        self._last_state: str | None = None
+
+    # -- status -------------------------------------------------------------------------
+    def status(self) -> StatusMessage:
+        free = self.settings.capacity - self.busy
+        return StatusMessage(
+            state="busy" if free <= 0 else "idle",
+            capacity=self.settings.capacity,
+            free_slots=max(free, 0),
+            models=self.backend.models,
+            version=VERSION,
+        )
+
+    def publish_status(self, force: bool = False) -> None:
+        status = self.status()
+        if self._bus is not None and (force or status.state != self._last_state):
+            self._bus.publish_status(status)
+            self._last_state = status.state
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            self.publish_status(force=True)
+
+    # -- tasks --------------------------------------------------------------------------
+    def on_task(self, payload: bytes) -> None:
+        """Called on the loop for each MQTT task message."""
+        try:
+            task = parse_task(payload)
+        except MessageError as exc:
+            logger.error("%s; dropped (the master's task times out and is retried)", exc)
+            return
+        if task.deadline < time.time():
+            logger.warning("task %s arrived after its deadline; dropped", task.task_id)
+            return
+        self.busy += 1
+        self.publish_status()
+        t = asyncio.create_task(self._run(task, time.perf_counter()))
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    async def _run(self, task: TaskMessage, received: float) -> None:
+        started = time.perf_counter()
+        result = worker_pb2.TaskResult(
+            task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, model=task.model
+        )
+        try:
+            timeout = max(0.1, task.deadline - time.time())
+            answer = await asyncio.wait_for(self.backend.generate(task.prompt, task.model), timeout)
+            result.answer = answer
+            if self.settings.log_content:
+                logger.debug("task %s prompt=%r answer=%r", task.task_id, task.prompt, answer)
+        except ModelError as exc:
+            result.error.code, result.error.message = exc.code, exc.user_message
+        except asyncio.TimeoutError:
+            result.error.code, result.error.message = "timeout", "The model did not answer in time. Please try again."
+        except Exception:
+            logger.exception("task %s failed in the backend", task.task_id)
+            result.error.code, result.error.message = "internal", "The worker failed on this question. Please try again."
+        model_ms = (time.perf_counter() - started) * 1000
+        result.model_ms = int(model_ms)
+        result.worker_ms = int((time.perf_counter() - received) * 1000)
+        try:
+            accepted = await self.results.submit(result)
+        finally:
+            self.busy -= 1
+            self.publish_status()
+        logger.info(
+            "task %s done: %s, prompt %d chars, %s %d chars, %.1f ms, accepted=%s",
+            task.task_id, result.WhichOneof("outcome"), len(task.prompt),
+            "answer" if result.HasField("answer") else "error",
+            len(result.answer or result.error.message), model_ms, accepted,
+        )
+
+    async def drain(self, timeout: float) -> None:
+        """Let running tasks finish for up to `timeout`, then cancel the rest."""
+        if self._tasks:
+            _, unfinished = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for t in unfinished:
+                t.cancel()
+            if unfinished:
+                logger.warning("%d tasks cancelled at shutdown; the master hands them to another worker", len(unfinished))
+                await asyncio.wait(unfinished, timeout=2)
+
+
+@contextlib.asynccontextmanager
+async def run_worker(settings: WorkerSettings, backend: ModelBackend | None = None) -> AsyncIterator[Worker]:
+    """Connect, serve tasks until the block exits, then drain, say offline and disconnect."""
+    from worker.bus import WorkerBus
+
+    password = read_secret("MQTT_PASSWORD_FILE", settings.mqtt_password_file)
+    settings.tls().check()
+    backend = backend or make_backend(settings)
+    results = ResultsClient(settings.results_endpoint, settings.tls(), settings.results_tls_server_name)
+    worker = Worker(settings, backend, results)
+    loop = asyncio.get_running_loop()
+    bus = WorkerBus(
+        settings.worker_id,
+        password,
+        settings.mqtt_tls(),
+        BrokerAddress(settings.mqtt_host, settings.mqtt_port),
+        Topics(settings.topic_prefix),
+        loop,
+        worker.on_task,
+        lambda: worker.publish_status(force=True),
+    )
+    worker._bus = bus
+    bus.start()
+    heartbeat = asyncio.create_task(worker.heartbeat())
+    try:
+        yield worker
+    finally:
+        heartbeat.cancel()
+        await worker.drain(timeout=settings.drain_timeout_s)
+        await asyncio.to_thread(bus.stop)
+        await results.close()
+        await backend.aclose()

@@ -1,0 +1,52 @@
+"""Worker settings (environment; secrets as *_FILE paths)."""
+
+from __future__ import annotations
+
+import socket
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from common.settings import CommonSettings
+from common.topics import WORKER_ID_RE
+from worker.backends.gemini import DEFAULT_MODEL
+
+
+def default_worker_id() -> str:
+    """Host name made valid as an id, plus a short random suffix (replicas share host names rarely, ids never)."""
+    base = "".join(c if c.isalnum() else "-" for c in socket.gethostname().lower()).strip("-")[:40] or "worker"
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+class WorkerSettings(CommonSettings):
+    worker_id: str = Field(default_factory=default_worker_id)
+    capacity: int = Field(default=4, ge=1, le=256)
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    # On shutdown, time given to running tasks before they are cancelled (the master requeues them).
+    drain_timeout_s: float = Field(default=10.0, ge=0)
+
+    # Where results go: this worker's own configuration, never a field of a task.
+    results_endpoint: str = "master:50051"
+    results_tls_server_name: str = "master"
+
+    model_backend: Literal["auto", "gemini", "echo"] = "auto"
+    gemini_api_key_file: Path | None = None
+    gemini_model: str = DEFAULT_MODEL
+    gemini_extra_models: tuple[str, ...] = ()
+    gemini_base_url: str | None = None
+    gemini_timeout_s: float = Field(default=60.0, gt=0)
+    echo_latency_s: float = Field(default=0.0, ge=0)
+
+    @field_validator("worker_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not WORKER_ID_RE.fullmatch(value):
+            raise ValueError("must match ^[a-z0-9][a-z0-9-]{0,62}$ (it is the MQTT client id and a topic level)")
+        return value
+
+    def backend_kind(self) -> str:
+        if self.model_backend == "auto":
+            return "gemini" if self.gemini_api_key_file else "echo"
+        return self.model_backend
