@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
+from types import TracebackType
 
 from common.redaction import redact
 
@@ -66,3 +68,20 @@ def configure_logging(component: str, level: str = "INFO") -> None:
         for h in list(lib.handlers):
             lib.removeHandler(h)
         lib.propagate = True
+    # Uncaught exceptions (main thread, paho's network thread, any other) go through the
+    # redacting handler too, instead of Python's raw traceback printer.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    logging.getLogger("uncaught").critical("uncaught exception", exc_info=(exc_type, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread else "?"
+    logging.getLogger("uncaught").critical(
+        "uncaught exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)  # type: ignore[arg-type]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ def new_client(
         clean_session=True,
         userdata=userdata,
     )
+    client.enable_logger(logging.getLogger("paho"))
     client.username_pw_set(username, password)
     client.tls_set_context(client_context(tls))
     client.on_socket_open = _set_nodelay

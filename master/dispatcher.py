@@ -166,7 +166,7 @@ class Dispatcher:
                 self._finish(task, Outcome(task.task_id, error_code="worker_lost",
                                            error_message="The workers handling this question stopped. Please ask again."))
             else:
-                logger.warning("task %s back in the queue: worker %s %s", task_id, worker_id, why)
+                logger.warning("back in the queue: worker %s", why, extra={"task_id": task_id, "worker_id": worker_id})
                 self._enqueue(task)
         info.assigned.clear()
         self.pump()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from common.settings import CommonSettings
@@ -12,6 +14,9 @@ class MasterSettings(CommonSettings):
     web_port: int = Field(default=8443, ge=0, le=65535)
     # Origins allowed to open a Socket.IO connection, comma-separated, e.g. https://chat.example.org
     public_origins: str = "https://localhost:8443"
+
+    # Signs session cookies (Quart's secret_key); a random per-process key when unset.
+    session_secret_file: Path | None = None
 
     grpc_host: str = "0.0.0.0"
     grpc_port: int = Field(default=50051, ge=0, le=65535)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 import socketio
 from quart import Quart, jsonify, send_from_directory
 
+from common.redaction import register_secret
+from common.secret_files import read_secret
 from master.dispatcher import Dispatcher, Outcome, QueueFull, Task
 from master.security_headers import SecurityHeaders
 from master.settings import MasterSettings
@@ -34,6 +38,12 @@ class ChatWeb:
             engineio_logger=False,
         )
         self.app = Quart(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+        self.app.secret_key = (
+            read_secret("SESSION_SECRET_FILE", settings.session_secret_file)
+            if settings.session_secret_file
+            else secrets.token_urlsafe(32)
+        )
+        register_secret(self.app.secret_key)
         self._emits: set[asyncio.Task[None]] = set()
         self._routes()
         self._events()
@@ -92,11 +102,17 @@ class ChatWeb:
             task = self.dispatcher.submit(sid, text, model)
         except QueueFull:
             return _error("busy", "The service is at capacity. Try again in a minute.")
-        logger.info("session %s queued task %s (%d chars)", sid, task.task_id, len(text))
+        logger.info("queued, %d chars", len(text), extra={"task_id": task.task_id, "session": sid})
+        if self.settings.log_content:
+            logger.debug("content prompt=%r", text, extra={"task_id": task.task_id})
         return {"task_id": task.task_id}
 
     def deliver(self, task: Task, outcome: Outcome) -> None:
         """Send an outcome to the one session that asked (called on the event loop)."""
+        logger.info(
+            "delivered %s after %.1f ms", "answer" if outcome.answer is not None else f"error {outcome.error_code}",
+            (time.time() - task.created) * 1000, extra={"task_id": task.task_id, "worker_id": outcome.worker_id},
+        )
         if outcome.answer is not None:
             event, payload = "ai-response", {"task_id": task.task_id, "answer": outcome.answer, "model": outcome.model}
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,3 +84,37 @@ async def run_fake_gemini() -> AsyncIterator[FakeGemini]:
         yield fake
     finally:
         await runner.cleanup()
+
+
+@contextlib.contextmanager
+def fake_gemini_in_thread() -> Iterator[FakeGemini]:
+    """The same fake on its own event loop in a thread, for tests that block (process-level stacks)."""
+    import asyncio
+    import threading
+
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        holder["loop"] = loop
+
+        async def main() -> None:
+            async with run_fake_gemini() as fake:
+                holder["fake"] = fake
+                holder["stop"] = asyncio.Event()
+                ready.set()
+                await holder["stop"].wait()
+
+        loop.run_until_complete(main())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="fake-gemini", daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the fake Gemini server did not start")
+    try:
+        yield holder["fake"]
+    finally:
+        holder["loop"].call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)

@@ -98,7 +98,7 @@ class Worker:
             answer = await asyncio.wait_for(self.backend.generate(task.prompt, task.model), timeout)
             result.answer = answer
             if self.settings.log_content:
-                logger.debug("task %s prompt=%r answer=%r", task.task_id, task.prompt, answer)
+                logger.debug("content prompt=%r answer=%r", task.prompt, answer, extra={"task_id": task.task_id})
         except ModelError as exc:
             result.error.code, result.error.message = exc.code, exc.user_message
         except asyncio.TimeoutError:
@@ -115,10 +115,10 @@ class Worker:
             self.busy -= 1
             self.publish_status()
         logger.info(
-            "task %s done: %s, prompt %d chars, %s %d chars, %.1f ms, accepted=%s",
-            task.task_id, result.WhichOneof("outcome"), len(task.prompt),
-            "answer" if result.HasField("answer") else "error",
-            len(result.answer or result.error.message), model_ms, accepted,
+            "task done: %s%s, prompt %d chars, reply %d chars, model %.1f ms, accepted=%s",
+            result.WhichOneof("outcome"), f" ({result.error.code})" if result.HasField("error") else "",
+            len(task.prompt), len(result.answer or result.error.message), model_ms, accepted,
+            extra={"task_id": task.task_id, "worker_id": self.settings.worker_id},
         )
 
     async def drain(self, timeout: float) -> None:
