@@ -1,8 +1,9 @@
 """MQTT credentials: random passwords and a Mosquitto `$7$` (PBKDF2-SHA512) password file.
 
 `python -m pki.credentials [--out DIR] [--rotate USER]` writes, into a 0700 directory:
-`mqtt_master_password`, `mqtt_worker_password` (0600, the plain passwords for the clients)
-and `mosquitto_passwd` (0600, hashes only, for the broker). It never prints a password.
+`mqtt_master_password`, `mqtt_worker_password` (0600, the plain passwords for the clients),
+`mosquitto_passwd` (0600, hashes only, for the broker) and `session_secret` (0600, for the
+master). It never prints a secret.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from pki.store import KEY_MODE, PkiError, ensure_private_dir, write_atomic
 
 MQTT_USERS = ("master", "worker")
+SESSION_SECRET = "session_secret"  # signs the master's session cookies
 PBKDF2_ITERATIONS = 10_000
 SALT_BYTES = 12
 HASH_BYTES = 64
@@ -89,6 +91,10 @@ def ensure_credentials(out: Path, rotate: tuple[str, ...] = ()) -> list[str]:
     hashes_path = out / "mosquitto_passwd"
     if changed or not _hash_file_matches(hashes_path, passwords):
         write_atomic(hashes_path, password_file_text(passwords).encode(), KEY_MODE)
+    session = out / SESSION_SECRET
+    if not session.exists() or SESSION_SECRET in rotate:
+        write_atomic(session, new_password().encode() + b"\n", KEY_MODE)
+        changed.append(SESSION_SECRET)
     return changed
 
 
@@ -109,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default pki/out/credentials)")
     parser.add_argument(
-        "--rotate", action="append", default=[], choices=MQTT_USERS, help="replace this user's password; repeatable"
+        "--rotate", action="append", default=[], choices=(*MQTT_USERS, SESSION_SECRET),
+        help="replace this user's password (or the session secret); repeatable"
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -121,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         state = "created" if user in changed else "kept"
         print(f"{user:<7} {state:<7} password in {args.out / password_file_name(user)} (0600)")
     print(f"mosquitto password file (PBKDF2-SHA512 hashes only): {args.out / 'mosquitto_passwd'}")
+    state = "created" if SESSION_SECRET in changed else "kept"
+    print(f"session secret {state} in {args.out / SESSION_SECRET} (0600)")
     return 0
 
 

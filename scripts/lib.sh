@@ -18,7 +18,7 @@ ensure_venv() {
     python3 -m venv "$VENV" || die "cannot create a venv at $VENV: install python3-venv (apt-get install -y python3-venv)"
   fi
   spec="$REPO_ROOT"
-  [ -n "$extra" ] && spec="$REPO_ROOT[$extra]"
+  [ -n "$extra" ] && spec="${REPO_ROOT}[$extra]"
   stamp="$VENV/.installed-${extra:-base}-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip

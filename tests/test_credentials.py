@@ -49,7 +49,7 @@ def test_too_few_iterations_are_refused() -> None:
 def test_files_are_0600_in_0700_dir_and_differ(tmp_path: Path) -> None:
     """Each password is random, 0600; the hash file holds no password."""
     out = tmp_path / "creds"
-    assert ensure_credentials(out) == list(MQTT_USERS)
+    assert ensure_credentials(out) == [*MQTT_USERS, "session_secret"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     passwords = []
     for user in MQTT_USERS:
@@ -76,6 +76,9 @@ def test_rotate_replaces_one_password(tmp_path: Path) -> None:
     master_before = (out / "mqtt_master_password").read_text()
     worker_before = (out / "mqtt_worker_password").read_text()
     assert ensure_credentials(out, rotate=("worker",)) == ["worker"]
+    session_before = (out / "session_secret").read_text()
+    assert ensure_credentials(out, rotate=("session_secret",)) == ["session_secret"]
+    assert (out / "session_secret").read_text() != session_before
     assert (out / "mqtt_master_password").read_text() == master_before
     assert (out / "mqtt_worker_password").read_text() != worker_before
 

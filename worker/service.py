@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from common.healthcheck import touch
 from common.messages import MessageError, StatusMessage, TaskMessage, parse_task
 from common.mqtt_connect import BrokerAddress
 from common.rpc import worker_pb2
@@ -70,6 +71,12 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_s)
             self.publish_status(force=True)
+            self.mark_healthy()
+
+    def mark_healthy(self) -> None:
+        """Touch the health file while the broker connection is up."""
+        if self.settings.health_path is not None and self._bus is not None and self._bus.connected.is_set():
+            touch(self.settings.health_path)
 
     # -- tasks --------------------------------------------------------------------------
     def on_task(self, payload: bytes) -> None:
@@ -151,7 +158,7 @@ async def run_worker(settings: WorkerSettings, backend: ModelBackend | None = No
         Topics(settings.topic_prefix),
         loop,
         worker.on_task,
-        lambda: worker.publish_status(force=True),
+        lambda: (worker.publish_status(force=True), worker.mark_healthy()),
     )
     worker._bus = bus
     bus.start()

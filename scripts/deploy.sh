@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Deploy (or update) the stack: create each missing secret under a versioned name, then
+# `docker stack deploy`. Idempotent: a rerun creates nothing and redeploys the same versions.
+# Usage: GEMINI_API_KEY_FILE=path scripts/deploy.sh [--public-origin https://chat.example.org]
+set -euo pipefail
+# shellcheck source=scripts/swarm-lib.sh
+source "$(dirname "$0")/swarm-lib.sh"
+cd "$REPO_ROOT"
+
+usage() { echo "usage: GEMINI_API_KEY_FILE=path scripts/deploy.sh [--public-origin URL]" >&2; exit 1; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --public-origin) [ $# -ge 2 ] || usage; export PUBLIC_ORIGINS="$2"; shift 2 ;;
+    *) usage ;;
+  esac
+done
+
+# 1. The swarm must be active (docker swarm init).
+[ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = active ] \
+  || die "this docker engine is not in a swarm: run 'docker swarm init' first"
+
+# 2. Each secret: keep the current version, or create <name>_v1 from its file.
+for name in "${SECRETS[@]}"; do
+  if [ -z "$(current_secret "$name")" ]; then
+    src="$(secret_source "$name")"
+    [ -n "$src" ] || die "GEMINI_API_KEY_FILE is not set: point it at a file holding the Gemini API key"
+    create_secret "${name}_v1" "$src"
+  fi
+done
+
+# 3. Deploy with every *_SECRET variable naming the current version.
+export_current_secrets
+docker stack deploy --prune -c stack.yml "$STACK"
+echo "deployed stack $STACK; open ${PUBLIC_ORIGINS:-https://localhost} and trust $PKI_DIR/ca.crt"

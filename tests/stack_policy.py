@@ -1,0 +1,92 @@
+"""The deployment invariants of stack.yml, as a function that lists every violation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SECRET_LIKE_ENV = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|_KEY)$")
+SECRET_LIKE_VALUE = re.compile(r"AIza[0-9A-Za-z_-]{35}|-----BEGIN|\$7\$")
+NETWORKS = {"master": {"frontend", "backend"}, "mosquitto": {"backend"}, "worker": {"backend", "egress"}}
+# Which service may mount each secret; anything not listed is mounted nowhere.
+SECRET_OWNERS = {
+    "ca_crt": {"master", "mosquitto", "worker"},
+    "master_crt": {"master"}, "master_key": {"master"},
+    "mosquitto_crt": {"mosquitto"}, "mosquitto_key": {"mosquitto"}, "mosquitto_passwd": {"mosquitto"},
+    "worker_crt": {"worker"}, "worker_key": {"worker"},
+    "mqtt_master_password": {"master"}, "mqtt_worker_password": {"worker"},
+    "session_secret": {"master"}, "gemini_api_key": {"worker"},
+}
+
+
+def _names(items: Any) -> set[str]:
+    if isinstance(items, dict):
+        return set(items)
+    return {i if isinstance(i, str) else i.get("source", "") for i in items or []}
+
+
+def violations(stack: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    services: dict[str, Any] = stack.get("services", {})
+    if set(services) != set(NETWORKS):
+        out.append(f"services are {sorted(services)}, expected {sorted(NETWORKS)}")
+    for name, svc in services.items():
+        # Published ports: only the master's 443 -> 8443.
+        ports = svc.get("ports", [])
+        allowed = name == "master" and len(ports) == 1 and isinstance(ports[0], dict) \
+            and str(ports[0].get("published")) == "443" and str(ports[0].get("target")) == "8443"
+        if ports and not allowed:
+            out.append(f"{name}: publishes {ports}")
+        if name == "master" and not allowed:
+            out.append("master: must publish exactly 443 -> 8443")
+        nets = _names(svc.get("networks", []))
+        if name in NETWORKS and nets != NETWORKS[name]:
+            out.append(f"{name}: networks {sorted(nets)}, expected {sorted(NETWORKS[name])}")
+        # Secrets only through files.
+        env = svc.get("environment", {}) or {}
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+        for key, value in env.items():
+            if SECRET_LIKE_ENV.search(key) and not key.endswith("_FILE"):
+                out.append(f"{name}: secret-like environment value {key}")
+            if key.endswith("_FILE") and not str(value).startswith("/run/secrets/"):
+                out.append(f"{name}: {key} does not point into /run/secrets")
+            if SECRET_LIKE_VALUE.search(str(value)):
+                out.append(f"{name}: environment {key} holds secret material")
+        for secret in _names(svc.get("secrets", [])):
+            if name not in SECRET_OWNERS.get(secret, set()):
+                out.append(f"{name}: mounts secret {secret} it must not have")
+        # Hardening and operations.
+        if svc.get("read_only") is not True:
+            out.append(f"{name}: read_only root filesystem missing")
+        if "ALL" not in (svc.get("cap_drop") or []):
+            out.append(f"{name}: cap_drop ALL missing")
+        if svc.get("cap_add"):
+            out.append(f"{name}: adds capabilities {svc['cap_add']}")
+        if not (svc.get("healthcheck") or {}).get("test"):
+            out.append(f"{name}: healthcheck missing")
+        deploy = svc.get("deploy", {}) or {}
+        limits = (deploy.get("resources", {}) or {}).get("limits", {}) or {}
+        for limit in ("cpus", "memory", "pids"):
+            if limit not in limits:
+                out.append(f"{name}: resource limit {limit} missing")
+        if not deploy.get("restart_policy"):
+            out.append(f"{name}: deploy.restart_policy missing")
+        if (deploy.get("update_config") or {}).get("failure_action") != "rollback":
+            out.append(f"{name}: update_config.failure_action is not rollback")
+        if not ((svc.get("logging") or {}).get("options") or {}).get("max-size"):
+            out.append(f"{name}: log size limit missing")
+        if "tmpfs" in svc:
+            out.append(f"{name}: service-level tmpfs is ignored by swarm; use volumes type tmpfs")
+    networks = stack.get("networks", {})
+    backend = networks.get("backend", {}) or {}
+    if backend.get("internal") is not True:
+        out.append("backend network is not internal")
+    if str((backend.get("driver_opts") or {}).get("encrypted")).lower() != "true":
+        out.append("backend network is not encrypted")
+    for secret_name, spec in (stack.get("secrets", {}) or {}).items():
+        if not (spec or {}).get("external"):
+            out.append(f"secret {secret_name} is not external")
+        if "ca_key" in secret_name:
+            out.append(f"the CA key is a secret ({secret_name})")
+    return out

@@ -1,0 +1,92 @@
+"""stack.yml: valid for `docker stack`, and every deployment invariant holds (tests/stack_policy.py)."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.stack_policy import violations
+
+REPO = Path(__file__).resolve().parent.parent
+STACK = REPO / "stack.yml"
+
+
+@pytest.fixture(scope="module")
+def stack() -> dict[str, Any]:
+    return yaml.safe_load(STACK.read_text())
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client on this machine")
+def test_docker_stack_config_accepts_the_file() -> None:
+    result = subprocess.run(["docker", "stack", "config", "-c", str(STACK)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "internal: true" in result.stdout
+
+
+def test_the_stack_meets_every_invariant(stack: dict[str, Any]) -> None:
+    assert violations(stack) == []
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(s: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = s
+        for p in parents:
+            node = node[p]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return mutate
+
+
+_DELETE = object()
+
+
+def _add_secret(service: str, secret: str) -> Callable[[dict[str, Any]], None]:
+    return lambda s: s["services"][service]["secrets"].append({"source": secret, "target": secret})
+
+
+MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "worker publishes a port": _set("services.worker.ports", [{"target": 9000, "published": 9000}]),
+    "mosquitto publishes 8883": _set("services.mosquitto.ports", [{"target": 8883, "published": 8883}]),
+    "mosquitto on frontend": _set("services.mosquitto.networks", ["frontend", "backend"]),
+    "worker on frontend": _set("services.worker.networks", ["frontend", "backend", "egress"]),
+    "backend not internal": _set("networks.backend.internal", _DELETE),
+    "backend not encrypted": _set("networks.backend.driver_opts", {}),
+    "password in environment": _set("services.master.environment.MQTT_PASSWORD", "hunter2hunter2"),
+    "gemini key in environment": _set("services.worker.environment.GEMINI_API_KEY", "x"),
+    "master key mounted into worker": _add_secret("worker", "master_key"),
+    "gemini key mounted into master": _add_secret("master", "gemini_api_key"),
+    "worker key mounted into mosquitto": _add_secret("mosquitto", "worker_key"),
+    "missing healthcheck": _set("services.worker.healthcheck", _DELETE),
+    "missing memory limit": _set("services.master.deploy.resources.limits.memory", _DELETE),
+    "missing pids limit": _set("services.mosquitto.deploy.resources.limits.pids", _DELETE),
+    "missing cap_drop": _set("services.master.cap_drop", _DELETE),
+    "missing read_only": _set("services.worker.read_only", False),
+    "no rollback": _set("services.worker.deploy.update_config", {"parallelism": 1}),
+    "non-external secret": _set("secrets.session_secret", {"file": "./session_secret"}),
+    "service-level tmpfs": _set("services.master.tmpfs", ["/tmp"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_the_policy_catches(stack: dict[str, Any], name: str) -> None:
+    """Each invariant can fail: breaking it in a copy of the real stack is reported."""
+    broken = copy.deepcopy(stack)
+    MUTATIONS[name](broken)
+    assert violations(broken) != [], f"the policy missed: {name}"
+
+
+def test_compose_anchors_resolved_for_every_service(stack: dict[str, Any]) -> None:
+    """The shared logging/update/restart blocks really reach each service."""
+    for svc in stack["services"].values():
+        assert svc["logging"]["options"]["max-size"] == "10m"
+        assert svc["deploy"]["restart_policy"]["condition"] == "any"
