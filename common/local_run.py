@@ -37,6 +37,7 @@ class LocalStack:
     mqtt_port: int
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    broker_pid: int = 0
 
 
 def ensure_security_material(pki_dir: Path) -> Path:
@@ -58,10 +59,9 @@ def _service_env(common: dict[str, str], extra: dict[str, str]) -> dict[str, str
     return env
 
 
-def _spawn(name: str, module: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+def _spawn(name: str, module: str, env: dict[str, str], logs: Path, python: str) -> subprocess.Popen[bytes]:
     with open(logs / f"{name}.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=REPO_ROOT)
+        return subprocess.Popen([python, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
 
 
 def wait_healthy(url: str, ca: Path, workers: int, procs: dict[str, subprocess.Popen[bytes]], logs: Path,
@@ -102,8 +102,14 @@ def run_local_stack(
     echo_latency_s: float = 0.0,
     log_level: str = "INFO",
     extra_env: dict[str, str] | None = None,
+    master_python: str | None = None,
+    worker_python: str | None = None,
 ) -> Iterator[LocalStack]:
-    """Start mosquitto, the master and `workers` workers; yield when healthy; stop them all."""
+    """Start mosquitto, the master and `workers` workers; yield when healthy; stop them all.
+
+    `master_python` / `worker_python` run a service with another interpreter (e.g. a venv with
+    only that service's runtime dependencies, as in its image); default: this one.
+    """
     creds = ensure_security_material(pki_dir)
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -124,7 +130,7 @@ def run_local_stack(
                 "WEB_HOST": "127.0.0.1", "WEB_PORT": str(web_port),
                 "GRPC_HOST": "127.0.0.1", "GRPC_PORT": str(grpc_port),
                 "PUBLIC_ORIGINS": f"https://localhost:{web_port},https://127.0.0.1:{web_port}",
-            }), logs)
+            }), logs, master_python or sys.executable)
             for i in range(workers):
                 worker_env = {
                     "WORKER_ID": f"local-worker-{i + 1}", "CAPACITY": str(capacity),
@@ -137,10 +143,12 @@ def run_local_stack(
                     worker_env["GEMINI_API_KEY_FILE"] = str(gemini_key_file)
                 if gemini_base_url:
                     worker_env["GEMINI_BASE_URL"] = gemini_base_url
-                procs[f"worker-{i + 1}"] = _spawn(f"worker-{i + 1}", "worker", _service_env(common, worker_env), logs)
+                procs[f"worker-{i + 1}"] = _spawn(
+                    f"worker-{i + 1}", "worker", _service_env(common, worker_env), logs, worker_python or sys.executable
+                )
             url = f"https://localhost:{web_port}"
             wait_healthy(url, ca, workers, procs, logs)
-            yield LocalStack(url, ca, web_port, grpc_port, broker.port, logs, procs)
+            yield LocalStack(url, ca, web_port, grpc_port, broker.port, logs, procs, broker.pid)
         finally:
             # Workers first (they say offline), then the master.
             for name in sorted(procs, key=lambda n: n == "master"):

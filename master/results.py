@@ -35,21 +35,42 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
 
-    async def SubmitResult(  # noqa: N802 (gRPC method name)
-        self, request: worker_pb2.TaskResult, context: grpc.aio.ServicerContext
-    ) -> worker_pb2.Ack:
+    async def _require_worker(self, context: grpc.aio.ServicerContext, what: str) -> None:
         pem = (context.auth_context().get("x509_pem_cert") or [b""])[0]
         if not peer_is_worker(pem):
-            logger.warning("result for task %s refused: peer certificate is not a worker's", request.task_id[:64])
+            logger.warning("%s refused: peer certificate is not a worker's", what)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a worker certificate is required")
+
+    def _check(self, request: worker_pb2.TaskResult) -> ResultRefused | None:
         try:
             self.dispatcher.accept_result(request)
         except ResultRefused as exc:
             logger.warning(
-                "result for task %s from %s refused: %s", request.task_id[:64], request.worker_id[:64], exc.reason
+                "result refused: %s", exc.reason, extra={"task_id": request.task_id[:64], "worker_id": request.worker_id[:64]}
             )
-            await context.abort(getattr(grpc.StatusCode, exc.status), exc.reason)
-        return worker_pb2.Ack(accepted=True)
+            return exc
+        return None
+
+    async def SubmitResult(  # noqa: N802 (gRPC method name)
+        self, request: worker_pb2.TaskResult, context: grpc.aio.ServicerContext
+    ) -> worker_pb2.Ack:
+        await self._require_worker(context, f"result for task {request.task_id[:64]}")
+        refused = self._check(request)
+        if refused is not None:
+            await context.abort(getattr(grpc.StatusCode, refused.status), refused.reason)
+        return worker_pb2.Ack(accepted=True, task_id=request.task_id)
+
+    async def StreamResults(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
+        await self._require_worker(context, "result stream")
+        while True:
+            request = await context.read()
+            if request is grpc.aio.EOF:
+                return
+            refused = self._check(request)
+            await context.write(
+                worker_pb2.Ack(accepted=refused is None, task_id=request.task_id,
+                               refusal=refused.status if refused else "")
+            )
 
 
 @contextlib.asynccontextmanager

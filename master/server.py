@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import logging
 import os
@@ -27,6 +28,18 @@ from master.web import ChatWeb
 
 logger = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 1.0
+STATS_INTERVAL_S = 30.0
+# asyncio's SSLProtocol (CPython 3.11) allocates and zero-fills a 256 KiB read buffer per TLS
+# connection: 1,000 idle chat connections cost about 290 MB. The buffer only sizes each
+# recv() (the read loop drains the socket until empty), and chat frames are small, so 2 KiB
+# loses nothing. Measured in docs/BENCHMARKS.md (connection scale).
+TLS_READ_BUFFER = 2 * 1024
+
+
+def _shrink_tls_read_buffer() -> None:
+    protocol = getattr(asyncio.sslproto, "SSLProtocol", None)
+    if protocol is not None and getattr(protocol, "max_size", 0) > TLS_READ_BUFFER:
+        protocol.max_size = TLS_READ_BUFFER
 
 
 @dataclass
@@ -56,6 +69,7 @@ def _listen(host: str, port: int) -> socket.socket:
 async def serve_https(app: Any, tls: TlsFiles, host: str, port: int) -> AsyncIterator[int]:
     """hypercorn with TLS on a socket we bind (so port 0 works); yields the bound port."""
     tls.check()
+    _shrink_tls_read_buffer()
     sock = _listen(host, port)
     config = Config()
     # hypercorn closes the descriptor it is given: give it a duplicate, keep ours for getsockname/close.
@@ -79,10 +93,18 @@ async def serve_https(app: Any, tls: TlsFiles, host: str, port: int) -> AsyncIte
         sock.close()
 
 
-async def _sweep(dispatcher: Dispatcher) -> None:
+async def _sweep(dispatcher: Dispatcher, web: ChatWeb) -> None:
+    """Once a second: expire silent workers and overdue tasks; every 30 s: one INFO summary line."""
+    ticks = 0
     while True:
         await asyncio.sleep(SWEEP_INTERVAL_S)
         dispatcher.sweep()
+        ticks += 1
+        if ticks * SWEEP_INTERVAL_S >= STATS_INTERVAL_S:
+            live = sum(w.state != "offline" for w in dispatcher.registry.workers.values())
+            web.stats.log_and_reset(ticks * SWEEP_INTERVAL_S, dispatcher.queued, live)
+            ticks = 0
+
 
 
 @contextlib.asynccontextmanager
@@ -91,7 +113,6 @@ async def run_master(settings: MasterSettings) -> AsyncIterator[RunningMaster]:
     password = read_secret("MQTT_PASSWORD_FILE", settings.mqtt_password_file)
     tls = settings.tls()
     tls.check()
-    loop = asyncio.get_running_loop()
     web = ChatWeb(settings)
     registry = WorkerRegistry(settings.worker_timeout_s)
     bus_ref: list[MasterBus] = []
@@ -106,17 +127,17 @@ async def run_master(settings: MasterSettings) -> AsyncIterator[RunningMaster]:
     web.dispatcher = dispatcher
     bus = MasterBus(
         password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
-        Topics(settings.topic_prefix), loop, dispatcher.on_status, dispatcher.pump,
+        Topics(settings.topic_prefix), dispatcher.on_status, dispatcher.pump,
     )
     bus_ref.append(bus)
-    web.mqtt_connected = bus.connected.is_set
+    web.mqtt_connected = lambda: bus.connected
     async with run_results_server(dispatcher, tls, settings.grpc_host, settings.grpc_port) as grpc_port:
         async with serve_https(web.asgi, tls, settings.web_host, settings.web_port) as web_port:
             bus.start()
-            sweeper = asyncio.create_task(_sweep(dispatcher))
+            sweeper = asyncio.create_task(_sweep(dispatcher, web))
             logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
             try:
                 yield RunningMaster(web_port, grpc_port, dispatcher, web, bus)
             finally:
                 sweeper.cancel()
-                await asyncio.to_thread(bus.stop)
+                await bus.stop()

@@ -45,6 +45,7 @@ class ChatWeb:
         )
         register_secret(self.app.secret_key)
         self._emits: set[asyncio.Task[None]] = set()
+        self.stats = DeliveryStats()
         self._routes()
         self._events()
         self.asgi = SecurityHeaders(socketio.ASGIApp(self.sio, other_asgi_app=self.app))
@@ -102,16 +103,18 @@ class ChatWeb:
             task = self.dispatcher.submit(sid, text, model)
         except QueueFull:
             return _error("busy", "The service is at capacity. Try again in a minute.")
-        logger.info("queued, %d chars", len(text), extra={"task_id": task.task_id, "session": sid})
+        logger.debug("queued, %d chars", len(text), extra={"task_id": task.task_id, "session": sid})
         if self.settings.log_content:
             logger.debug("content prompt=%r", text, extra={"task_id": task.task_id})
         return {"task_id": task.task_id}
 
     def deliver(self, task: Task, outcome: Outcome) -> None:
         """Send an outcome to the one session that asked (called on the event loop)."""
-        logger.info(
+        elapsed_ms = (time.time() - task.created) * 1000
+        self.stats.record(outcome.answer is not None, elapsed_ms)
+        logger.debug(
             "delivered %s after %.1f ms", "answer" if outcome.answer is not None else f"error {outcome.error_code}",
-            (time.time() - task.created) * 1000, extra={"task_id": task.task_id, "worker_id": outcome.worker_id},
+            elapsed_ms, extra={"task_id": task.task_id, "worker_id": outcome.worker_id},
         )
         if outcome.answer is not None:
             event, payload = "ai-response", {"task_id": task.task_id, "answer": outcome.answer, "model": outcome.model}
@@ -121,6 +124,31 @@ class ChatWeb:
         emit = asyncio.get_running_loop().create_task(self.sio.emit(event, payload, to=task.session))
         self._emits.add(emit)
         emit.add_done_callback(self._emits.discard)
+
+
+class DeliveryStats:
+    """Counts and latencies of delivered outcomes, summarised in one INFO line per interval."""
+
+    def __init__(self) -> None:
+        self.answers = 0
+        self.errors = 0
+        self.total_ms = 0.0
+        self.max_ms = 0.0
+
+    def record(self, answered: bool, elapsed_ms: float) -> None:
+        self.answers += answered
+        self.errors += not answered
+        self.total_ms += elapsed_ms
+        self.max_ms = max(self.max_ms, elapsed_ms)
+
+    def log_and_reset(self, interval_s: float, queued: int, workers: int) -> None:
+        n = self.answers + self.errors
+        if n:
+            logger.info(
+                "last %.0f s: %d answers, %d errors, mean %.1f ms, max %.1f ms; %d queued, %d workers",
+                interval_s, self.answers, self.errors, self.total_ms / n, self.max_ms, queued, workers,
+            )
+        self.__init__()  # type: ignore[misc]
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -11,18 +11,19 @@ die() {
   exit 1
 }
 
-# ensure_venv [EXTRA]: make or reuse the venv, install the project (with EXTRA) when pyproject.toml changed.
+# ensure_venv [EXTRA] [DIR]: make or reuse a venv (default .venv), install the project (with EXTRA)
+# when pyproject.toml changed.
 ensure_venv() {
-  local extra="${1:-}" spec stamp
-  if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV" || die "cannot create a venv at $VENV: install python3-venv (apt-get install -y python3-venv)"
+  local extra="${1:-}" venv="${2:-$VENV}" spec stamp
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" || die "cannot create a venv at $venv: install python3-venv (apt-get install -y python3-venv)"
   fi
   spec="$REPO_ROOT"
   [ -n "$extra" ] && spec="${REPO_ROOT}[$extra]"
-  stamp="$VENV/.installed-${extra:-base}-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)"
+  stamp="$venv/.installed-${extra:-base}-$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$spec"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -e "$spec"
     touch "$stamp"
   fi
 }

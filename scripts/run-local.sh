@@ -9,8 +9,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-# 1. Python dependencies in .venv (installed only when pyproject.toml changed).
-ensure_venv
+# 1. Python dependencies of both services in .venv (installed only when pyproject.toml changed).
+ensure_venv master,worker
 # 2. The broker binary.
 ensure_mosquitto
 # 3. PKI and credentials on first run, then the processes; exec so signals reach the launcher.

@@ -1,8 +1,9 @@
-"""Send results to the master over one long-lived mutual-TLS gRPC channel."""
+"""Send results to the master over one long-lived mutual-TLS gRPC channel and one result stream."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 
 import grpc
@@ -13,12 +14,23 @@ from common.tls import TlsFiles, grpc_channel_credentials
 logger = logging.getLogger(__name__)
 
 # Retried while the master is restarting or unreachable; refusals are final.
-RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
+
+
+class StreamBroken(Exception):
+    """The result stream ended before this result was acknowledged."""
+
+    def __init__(self, code: grpc.StatusCode | None) -> None:
+        super().__init__(code.name if code else "stream closed")
+        self.code = code
 
 
 class ResultsClient:
+    """`submit(result)` writes to a StreamResults call (opened on first use, reopened after a failure)
+    and waits for its Ack; acks come back in order, so they are matched first in, first out."""
+
     def __init__(
-        self, endpoint: str, tls: TlsFiles, server_name: str, *, attempts: int = 6, call_timeout_s: float = 10.0
+        self, endpoint: str, tls: TlsFiles, server_name: str, *, attempts: int = 6, ack_timeout_s: float = 10.0
     ) -> None:
         options = [
             ("grpc.ssl_target_name_override", server_name),
@@ -30,26 +42,83 @@ class ResultsClient:
         self._stub = worker_pb2_grpc.ResultServiceStub(self._channel)
         self.endpoint = endpoint
         self.attempts = attempts
-        self.call_timeout_s = call_timeout_s
+        self.ack_timeout_s = ack_timeout_s
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiting: collections.deque[tuple[str, asyncio.Future[worker_pb2.Ack]]] = collections.deque()
+        self._open_lock = asyncio.Lock()
+        # One write at a time (gRPC streams forbid concurrent writes), and the ack queue in write order.
+        self._write_lock = asyncio.Lock()
+
+    async def _stream(self) -> grpc.aio.StreamStreamCall:
+        async with self._open_lock:
+            if self._call is None or self._call.done():
+                self._call = self._stub.StreamResults()
+                self._reader = asyncio.create_task(self._read_acks(self._call))
+            return self._call
+
+    async def _read_acks(self, call: grpc.aio.StreamStreamCall) -> None:
+        code: grpc.StatusCode | None = None
+        try:
+            while True:
+                ack = await call.read()
+                if ack is grpc.aio.EOF:
+                    break
+                if self._waiting:
+                    _, fut = self._waiting.popleft()
+                    if not fut.done():
+                        fut.set_result(ack)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+        except asyncio.CancelledError:
+            pass
+        # Everything not yet acknowledged on this stream is failed; submit() decides to retry.
+        while self._waiting:
+            _, fut = self._waiting.popleft()
+            if not fut.done():
+                fut.set_exception(StreamBroken(code))
+        if self._call is call:
+            self._call = None
+
+    async def _submit_once(self, result: worker_pb2.TaskResult) -> worker_pb2.Ack:
+        fut: asyncio.Future[worker_pb2.Ack] = asyncio.get_running_loop().create_future()
+        async with self._write_lock:
+            call = await self._stream()
+            self._waiting.append((result.task_id, fut))
+            try:
+                await call.write(result)
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+                if not fut.done():
+                    fut.set_exception(StreamBroken(exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None))
+        return await asyncio.wait_for(fut, self.ack_timeout_s)
 
     async def submit(self, result: worker_pb2.TaskResult) -> bool:
         """True when the master accepted the result; False when it refused it or stayed unreachable."""
         for attempt in range(self.attempts):
             try:
-                ack = await self._stub.SubmitResult(result, timeout=self.call_timeout_s)
-                return bool(ack.accepted)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in RETRY_CODES and attempt + 1 < self.attempts:
+                ack = await self._submit_once(result)
+            except (StreamBroken, asyncio.TimeoutError) as exc:
+                code = exc.code if isinstance(exc, StreamBroken) else grpc.StatusCode.DEADLINE_EXCEEDED
+                if code is not None and code not in RETRY_CODES:
+                    logger.error("result stream refused by the master: %s", code.name, extra={"task_id": result.task_id})
+                    return False
+                if attempt + 1 < self.attempts:
                     delay = min(5.0, 0.2 * 2**attempt)
-                    logger.warning(
-                        "result for task %s not delivered (%s); retrying in %.1f s",
-                        result.task_id, exc.code().name, delay,
-                    )
+                    logger.warning("result not delivered (%s); retrying in %.1f s",
+                                   code.name if code else "stream closed", delay, extra={"task_id": result.task_id})
                     await asyncio.sleep(delay)
-                    continue
-                logger.error("master refused result for task %s: %s %s", result.task_id, exc.code().name, exc.details())
-                return False
+                continue
+            if not ack.accepted:
+                logger.error("master refused the result: %s", ack.refusal, extra={"task_id": result.task_id})
+            return bool(ack.accepted)
         return False
 
     async def close(self) -> None:
+        if self._call is not None and not self._call.done():
+            await self._call.done_writing()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 2)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._reader.cancel()
         await self._channel.close()

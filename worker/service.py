@@ -75,7 +75,7 @@ class Worker:
 
     def mark_healthy(self) -> None:
         """Touch the health file while the broker connection is up."""
-        if self.settings.health_path is not None and self._bus is not None and self._bus.connected.is_set():
+        if self.settings.health_path is not None and self._bus is not None and self._bus.connected:
             touch(self.settings.health_path)
 
     # -- tasks --------------------------------------------------------------------------
@@ -121,7 +121,8 @@ class Worker:
         finally:
             self.busy -= 1
             self.publish_status()
-        logger.info(
+        log = logger.info if result.HasField("error") or not accepted else logger.debug
+        log(
             "task done: %s%s, prompt %d chars, reply %d chars, model %.1f ms, accepted=%s",
             result.WhichOneof("outcome"), f" ({result.error.code})" if result.HasField("error") else "",
             len(task.prompt), len(result.answer or result.error.message), model_ms, accepted,
@@ -149,14 +150,12 @@ async def run_worker(settings: WorkerSettings, backend: ModelBackend | None = No
     backend = backend or make_backend(settings)
     results = ResultsClient(settings.results_endpoint, settings.tls(), settings.results_tls_server_name)
     worker = Worker(settings, backend, results)
-    loop = asyncio.get_running_loop()
     bus = WorkerBus(
         settings.worker_id,
         password,
         settings.mqtt_tls(),
         BrokerAddress(settings.mqtt_host, settings.mqtt_port),
         Topics(settings.topic_prefix),
-        loop,
         worker.on_task,
         lambda: (worker.publish_status(force=True), worker.mark_healthy()),
     )
@@ -168,6 +167,6 @@ async def run_worker(settings: WorkerSettings, backend: ModelBackend | None = No
     finally:
         heartbeat.cancel()
         await worker.drain(timeout=settings.drain_timeout_s)
-        await asyncio.to_thread(bus.stop)
+        await bus.stop()
         await results.close()
         await backend.aclose()

@@ -39,13 +39,27 @@ class ResultServiceStub:
                 request_serializer=common_dot_rpc_dot_worker__pb2.TaskResult.SerializeToString,
                 response_deserializer=common_dot_rpc_dot_worker__pb2.Ack.FromString,
                 _registered_method=True)
+        self.StreamResults = channel.stream_stream(
+                '/aisystem.v1.ResultService/StreamResults',
+                request_serializer=common_dot_rpc_dot_worker__pb2.TaskResult.SerializeToString,
+                response_deserializer=common_dot_rpc_dot_worker__pb2.Ack.FromString,
+                _registered_method=True)
 
 
 class ResultServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def SubmitResult(self, request, context):
-        """One whole answer (or error) for one task.
+        """One whole answer (or error) for one task. Refused with PERMISSION_DENIED or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamResults(self, request_iterator, context):
+        """Many results over one long-lived stream (what workers use): one Ack per result, in order.
+        The peer certificate is checked when the stream opens (PERMISSION_DENIED ends it); each
+        result is checked as SubmitResult would, and a refusal is an Ack with `refusal` set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -56,6 +70,11 @@ def add_ResultServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'SubmitResult': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitResult,
+                    request_deserializer=common_dot_rpc_dot_worker__pb2.TaskResult.FromString,
+                    response_serializer=common_dot_rpc_dot_worker__pb2.Ack.SerializeToString,
+            ),
+            'StreamResults': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamResults,
                     request_deserializer=common_dot_rpc_dot_worker__pb2.TaskResult.FromString,
                     response_serializer=common_dot_rpc_dot_worker__pb2.Ack.SerializeToString,
             ),
@@ -85,6 +104,33 @@ class ResultService:
             request,
             target,
             '/aisystem.v1.ResultService/SubmitResult',
+            common_dot_rpc_dot_worker__pb2.TaskResult.SerializeToString,
+            common_dot_rpc_dot_worker__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamResults(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/aisystem.v1.ResultService/StreamResults',
             common_dot_rpc_dot_worker__pb2.TaskResult.SerializeToString,
             common_dot_rpc_dot_worker__pb2.Ack.FromString,
             options,

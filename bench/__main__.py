@@ -1,0 +1,165 @@
+"""`python -m bench` (scripts/bench.sh): throughput, latency, overhead against the transport floor,
+slot utilisation and connection scale of the secured system, all on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.floor import measure_floor
+from bench.load import LoadClients, Results, percentile
+from bench.procstats import ProcessSampler
+from common.local_broker import free_port
+from common.local_run import LocalStack, run_local_stack
+
+
+def lat(r: Results) -> str:
+    v = r.latencies_ms
+    return f"p50 {percentile(v, 50):6.2f} ms  p95 {percentile(v, 95):6.2f} ms  p99 {percentile(v, 99):6.2f} ms"
+
+
+def usage_line(sampler: ProcessSampler, seconds: float) -> list[str]:
+    out = []
+    for name, u in sampler.usage.items():
+        out.append(f"    {name:<10} CPU {u.cpu_s / seconds * 100:5.1f} % of one core   peak RSS {u.peak_rss_mb:6.1f} MB")
+    return out
+
+
+def stack_pids(stack: LocalStack) -> dict[str, int]:
+    """Every process of the stack, the broker included, and this driver (it shares the cores)."""
+    pids = {name: p.pid for name, p in stack.processes.items()}
+    pids["mosquitto"] = stack.broker_pid
+    pids["driver"] = os.getpid()
+    return pids
+
+
+async def system_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    async with LoadClients(stack.url, stack.ca, args.clients) as load:
+        await load.closed_loop(1, 1.0, warmup_s=0)  # warm every path once
+        with ProcessSampler(stack_pids(stack)) as sampler:
+            t0 = time.perf_counter()
+            sat = await load.closed_loop(args.depth, args.duration)
+            busy_s = time.perf_counter() - t0
+        report["saturation"] = {"tasks_per_s": sat.rate, "errors": sat.errors, "p50_ms": percentile(sat.latencies_ms, 50),
+                                "p99_ms": percentile(sat.latencies_ms, 99),
+                                "cpu_pct": {n: u.cpu_s / busy_s * 100 for n, u in sampler.usage.items()},
+                                "peak_rss_mb": {n: u.peak_rss_mb for n, u in sampler.usage.items()}}
+        print(f"  saturation ({args.clients} clients x {args.depth} in flight, {args.duration:.0f} s): "
+              f"{sat.rate:8.1f} tasks/s   ({sat.errors} errors)   {lat(sat)}")
+        print("\n".join(usage_line(sampler, busy_s)))
+        report["load"] = {}
+        for fraction in (0.25, 0.5, 0.9):
+            rate = max(1.0, sat.rate * fraction)
+            r = await load.open_loop(rate, args.duration)
+            report["load"][f"{int(fraction * 100)}%"] = {
+                "offered_per_s": rate, "done_per_s": r.rate, "errors": r.errors,
+                **{f"p{p}_ms": percentile(r.latencies_ms, p) for p in (50, 95, 99)},
+            }
+            print(f"  {int(fraction * 100):>3} % load ({rate:7.1f}/s offered, {r.rate:7.1f}/s done): {lat(r)}")
+
+
+async def floor_figures(stack: LocalStack, pki: Path, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    in_flight = args.clients * args.depth
+    sat, _ = await measure_floor(stack.mqtt_port, pki, pki / "credentials", in_flight, args.duration)
+    one, _ = await measure_floor(stack.mqtt_port, pki, pki / "credentials", 1, min(args.duration, 3.0))
+    report["floor"] = {"tasks_per_s": sat.rate, "p50_ms_at_1_in_flight": percentile(one.latencies_ms, 50),
+                       "p99_ms_at_1_in_flight": percentile(one.latencies_ms, 99)}
+    print(f"  floor, {in_flight} in flight: {sat.rate:8.1f} round trips/s   {lat(sat)}")
+    print(f"  floor, 1 in flight:      {one.rate:8.1f} round trips/s   {lat(one)}")
+    system = report["saturation"]["tasks_per_s"]
+    report["ratio_system_to_floor_throughput"] = system / sat.rate if sat.rate else float("nan")
+    print(f"  system / floor throughput: {report['ratio_system_to_floor_throughput']:.2f}")
+
+
+async def slot_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    slots = args.workers * args.capacity
+    tasks = 3 * slots
+    async with LoadClients(stack.url, stack.ca, min(args.clients, tasks)) as load:
+        start = time.perf_counter()
+        outcomes = await asyncio.gather(*(load.ask(load.clients[i % len(load.clients)]) for i in range(tasks)))
+        elapsed = time.perf_counter() - start
+    done = sum(ok for ok, _ in outcomes)
+    utilisation = (done / elapsed) / (slots / args.slot_latency)
+    report["slots"] = {"slots": slots, "tasks": tasks, "seconds": elapsed, "utilisation": utilisation}
+    print(f"  {tasks} tasks on {args.workers} x {args.capacity} slots at {args.slot_latency:.1f} s each: "
+          f"{elapsed:.2f} s, {done / elapsed:.2f} tasks/s, utilisation {utilisation * 100:.1f} %")
+
+
+async def connection_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    master = psutil.Process(stack.processes["master"].pid)
+    before = master.memory_info().rss / 2**20
+    start = time.perf_counter()
+    async with LoadClients(stack.url, stack.ca, args.connections) as load:
+        connect_s = time.perf_counter() - start
+        await asyncio.sleep(1.0)
+        held = sum(c.connected for c in load.clients)
+        ok, ms = await load.ask(load.clients[-1])  # the server still answers with all of them open
+        after = master.memory_info().rss / 2**20
+    report["connections"] = {"held": held, "connect_s": connect_s, "master_rss_mb_before": before,
+                             "master_rss_mb_with_connections": after, "answer_ms": ms if ok else None}
+    print(f"  {held} Socket.IO connections held (opened in {connect_s:.1f} s): master RSS {before:.1f} MB -> "
+          f"{after:.1f} MB; a question with all open answered in {ms:.1f} ms")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                          "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")},
+                              "config": vars(args).copy()}
+    print(f"ai-system benchmark on {os.cpu_count()} CPUs, Python {platform.python_version()}; TLS and auth on every hop")
+    with tempfile.TemporaryDirectory(prefix="aisys-bench-") as tmp:
+        pki = Path(tmp) / "pki"
+        common = dict(workers=args.workers, capacity=args.capacity, pki_dir=pki, log_level=args.log_level,
+                      master_python=args.master_python, worker_python=args.worker_python)
+        print(f"master runs with {args.master_python or sys.executable}, workers with {args.worker_python or sys.executable}")
+        print(f"\n[1] system: echo at 0 ms, {args.workers} workers x {args.capacity} slots")
+        with run_local_stack(web_port=free_port(), run_dir=Path(tmp) / "run1", **common) as stack:  # type: ignore[arg-type]
+            asyncio.run(system_figures(stack, args, report))
+            print("\n[2] transport floor: MQTT/TLS publish -> subscriber -> gRPC mTLS reply")
+            asyncio.run(floor_figures(stack, pki, args, report))
+            print("\n[4] connection scale")
+            asyncio.run(connection_figures(stack, args, report))
+        print(f"\n[3] slot utilisation: echo at {args.slot_latency:.1f} s")
+        with run_local_stack(web_port=free_port(), run_dir=Path(tmp) / "run2", echo_latency_s=args.slot_latency,
+                             **common) as stack:  # type: ignore[arg-type]
+            asyncio.run(slot_figures(stack, args, report))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.sh", description=__doc__)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--capacity", type=int, default=32, help="slots per worker")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent Socket.IO clients")
+    parser.add_argument("--depth", type=int, default=2, help="questions in flight per client at saturation")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--slot-latency", type=float, default=1.0, help="echo latency for the slot test")
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--master-python", default=None, help="interpreter for the master (bench.sh: .venv-master)")
+    parser.add_argument("--worker-python", default=None, help="interpreter for the workers (bench.sh: .venv-worker)")
+    parser.add_argument("--quick", action="store_true", help="a few seconds in all (the smoke test)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.quick:
+        args.clients, args.depth, args.duration, args.connections = 4, 1, 1.0, 20
+        args.capacity, args.slot_latency = 2, 0.2
+    report = run(args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

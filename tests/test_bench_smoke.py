@@ -1,0 +1,28 @@
+"""The benchmark runs and prints every figure (a few tasks only; no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
+
+
+def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=REPO,
+                            capture_output=True, text=True, timeout=240, env={**os.environ})
+    assert result.returncode == 0, result.stdout + result.stderr
+    for figure in ("saturation", "25 % load", "50 % load", "90 % load", "floor, 1 in flight",
+                   "system / floor throughput", "utilisation", "Socket.IO connections held", "master RSS"):
+        assert figure in result.stdout, figure
+    report = json.loads(out.read_text())
+    assert report["saturation"]["errors"] == 0 and report["saturation"]["tasks_per_s"] > 0
+    assert report["connections"]["held"] == 20
+    assert set(report["load"]) == {"25%", "50%", "90%"}
