@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from collections.abc import Callable
 from typing import Any, AsyncContextManager
 
@@ -37,7 +36,3 @@ def service_main(component: str, settings_cls: type[CommonSettings], run: Callab
         logger.critical("cannot start %s: %s", component, exc)
         return 2
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("run 'python -m master' or 'python -m worker'")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import socketio
-from quart import Quart, jsonify, send_from_directory
+from quart import Quart, Response, jsonify
 
 from common.redaction import register_secret
 from common.secret_files import read_secret
@@ -20,6 +20,18 @@ from master.settings import MasterSettings
 
 logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
+
+
+def load_static(directory: Path = STATIC_DIR) -> dict[str, tuple[bytes, str]]:
+    """Every static file, read once: served from memory (no file handle per request, none left
+    open by a client that goes away mid-response)."""
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.suffix in CONTENT_TYPES:
+            files[path.relative_to(directory).as_posix()] = (path.read_bytes(), CONTENT_TYPES[path.suffix])
+    return files
 
 
 class ChatWeb:
@@ -37,7 +49,8 @@ class ChatWeb:
             logger=False,
             engineio_logger=False,
         )
-        self.app = Quart(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
+        self.app = Quart(__name__, static_folder=None)
+        self.static = load_static()
         self.app.secret_key = (
             read_secret("SESSION_SECRET_FILE", settings.session_secret_file)
             if settings.session_secret_file
@@ -54,7 +67,11 @@ class ChatWeb:
     def _routes(self) -> None:
         @self.app.get("/")
         async def index() -> Any:
-            return await send_from_directory(STATIC_DIR, "index.html")
+            return self._static_response("index.html")
+
+        @self.app.get("/static/<path:name>")
+        async def static(name: str) -> Any:
+            return self._static_response(name)
 
         @self.app.get("/healthz")
         async def healthz() -> Any:
@@ -64,6 +81,13 @@ class ChatWeb:
             body = {"status": "ok" if ok else "degraded", "mqtt": ok, "workers": len(workers),
                     "queued": d.queued if d else 0}
             return jsonify(body), 200 if ok else 503
+
+    def _static_response(self, name: str) -> Response:
+        found = self.static.get(name)  # exact keys only: no path is ever joined, so no traversal
+        if found is None:
+            return Response("Not found\n", status=404, content_type="text/plain; charset=utf-8")
+        body, content_type = found
+        return Response(body, status=200, content_type=content_type)
 
     # -- Socket.IO ----------------------------------------------------------------------
     def _events(self) -> None:

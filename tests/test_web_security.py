@@ -94,3 +94,18 @@ async def test_chat_page_has_no_inline_script_and_no_cdn(pki: Pki, broker: Runni
             async with http.get(stack.url + "/static/vendor/socket.io.min.js") as resp:
                 assert resp.status == 200 and "Socket.IO v4" in await resp.text()
         assert "<script>" not in html and "http://" not in html and "https://" not in html
+
+
+@pytest.mark.parametrize("path", ["/static/../settings.py", "/static/%2e%2e/web.py", "/static/nope.js", "/static/"])
+async def test_static_serves_only_the_chat_files(pki: Pki, broker: RunningBroker, path: str) -> None:
+    """Static files come from a fixed in-memory set: traversal and unknown names get 404."""
+    async with local_stack(pki, broker, workers=0) as stack:
+        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
+        async with aiohttp.ClientSession(connector=conn) as http:
+            async with http.get(stack.url + path) as resp:
+                body = await resp.text()
+                assert resp.status == 404, body[:200]
+            async with http.get(stack.url + "/static/style.css") as resp:
+                assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/css")
+                await resp.read()
+        assert "import" not in body

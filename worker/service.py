@@ -12,11 +12,12 @@ from common.healthcheck import touch
 from common.messages import MessageError, StatusMessage, TaskMessage, parse_task
 from common.mqtt_connect import BrokerAddress
 from common.rpc import worker_pb2
-from common.secret_files import read_secret
+from common.secret_files import ConfigError, read_secret
 from common.topics import Topics
 from worker.backends.base import ModelBackend, ModelError
 from worker.backends.echo import EchoBackend
 from worker.backends.gemini import GeminiBackend
+from worker.bus import WorkerBus
 from worker.results_client import ResultsClient
 from worker.settings import WorkerSettings
 
@@ -27,8 +28,6 @@ VERSION = "0.1.0"
 def make_backend(settings: WorkerSettings) -> ModelBackend:
     if settings.backend_kind() == "gemini":
         if settings.gemini_api_key_file is None:
-            from common.secret_files import ConfigError
-
             raise ConfigError("MODEL_BACKEND=gemini needs GEMINI_API_KEY_FILE: point it at the key file")
         return GeminiBackend(
             settings.gemini_api_key_file,
@@ -47,7 +46,7 @@ class Worker:
         self.results = results
         self.busy = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._bus = None  # set in run_worker
+        self._bus: WorkerBus | None = None  # attached by run_worker
         self._last_state: str | None = None
 
     # -- status -------------------------------------------------------------------------
@@ -84,7 +83,7 @@ class Worker:
         try:
             task = parse_task(payload)
         except MessageError as exc:
-            logger.error("%s; dropped (the master's task times out and is retried)", exc)
+            logger.error("%s; dropped (the master reports a timeout to the asker)", exc)
             return
         if task.deadline < time.time():
             logger.warning("task %s arrived after its deadline; dropped", task.task_id)
@@ -143,8 +142,6 @@ class Worker:
 @contextlib.asynccontextmanager
 async def run_worker(settings: WorkerSettings, backend: ModelBackend | None = None) -> AsyncIterator[Worker]:
     """Connect, serve tasks until the block exits, then drain, say offline and disconnect."""
-    from worker.bus import WorkerBus
-
     password = read_secret("MQTT_PASSWORD_FILE", settings.mqtt_password_file)
     settings.tls().check()
     backend = backend or make_backend(settings)
