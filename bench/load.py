@@ -57,7 +57,10 @@ class LoadClients:
         sem = asyncio.Semaphore(50)  # connect in waves: TLS handshakes are CPU work on both sides
 
         async def connect_one() -> socketio.AsyncClient:
-            client = socketio.AsyncClient(http_session=self._session, reconnection=False)
+            # Offer permessage-deflate as every browser does (aiohttp does not by default), so the
+            # connection-scale figure holds for browsers; the master refuses it (master/server.py).
+            client = socketio.AsyncClient(http_session=self._session, reconnection=False,
+                                          websocket_extra_options={"compress": 15})
             client.on("ai-response", self._on_answer)
             client.on("ai-error", self._on_error)
             async with sem:

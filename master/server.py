@@ -14,6 +14,7 @@ from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from hypercorn.protocol import ws_stream
 
 from common.mqtt_connect import BrokerAddress
 from common.secret_files import read_secret
@@ -42,6 +43,28 @@ def _shrink_tls_read_buffer() -> None:
         protocol.max_size = TLS_READ_BUFFER
 
 
+def _refuse_websocket_compression() -> None:
+    """Accept no WebSocket extension offer, so never permessage-deflate.
+
+    Every browser offers permessage-deflate and hypercorn accepts it, with no setting to refuse:
+    the zlib state per connection took 1,000 browser-like connections from 150 to 250 MB of
+    master RSS (docs/BENCHMARKS.md), compressing attacker-influenced text together with other
+    content on one stream is the CRIME/BREACH class of leak, and chat frames are small anyway.
+    The offer is dropped before hypercorn's handshake reads it (the ASGI scope keeps the
+    header); tests/test_web_security.py fails if a hypercorn upgrade undoes this.
+    """
+    handshake: Any = ws_stream.Handshake
+    if getattr(handshake, "offers_ignored", False):
+        return
+    read_headers = handshake.__init__
+
+    def without_extension_offers(self: Any, headers: list[tuple[bytes, bytes]], http_version: str) -> None:
+        read_headers(self, [(n, v) for n, v in headers if n.lower() != b"sec-websocket-extensions"], http_version)
+
+    handshake.__init__ = without_extension_offers
+    handshake.offers_ignored = True
+
+
 @dataclass
 class RunningMaster:
     web_port: int
@@ -66,10 +89,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 @contextlib.asynccontextmanager
-async def serve_https(app: Any, tls: TlsFiles, host: str, port: int) -> AsyncIterator[int]:
+async def serve_https(app: Any, tls: TlsFiles, host: str, port: int, max_message_bytes: int) -> AsyncIterator[int]:
     """hypercorn with TLS on a socket we bind (so port 0 works); yields the bound port."""
     tls.check()
     _shrink_tls_read_buffer()
+    _refuse_websocket_compression()
     sock = _listen(host, port)
     config = Config()
     # hypercorn closes the descriptor it is given: give it a duplicate, keep ours for getsockname/close.
@@ -79,6 +103,8 @@ async def serve_https(app: Any, tls: TlsFiles, host: str, port: int) -> AsyncIte
     config.accesslog = None  # request lines can carry tokens; our own logs say what matters
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2
+    # hypercorn buffers a whole WebSocket message (16 MiB by default) before engineio sees it.
+    config.websocket_max_message_size = max_message_bytes
     # HTTP/1.1 only: Chromium over h2 opens the WebSocket with RFC 8441 extended CONNECT, which
     # engineio refuses ("Invalid websocket upgrade"); tests/test_browser.py shows the chat works so.
     config.alpn_protocols = ["http/1.1"]
@@ -132,7 +158,7 @@ async def run_master(settings: MasterSettings) -> AsyncIterator[RunningMaster]:
     bus_ref.append(bus)
     web.mqtt_connected = lambda: bus.connected
     async with run_results_server(dispatcher, tls, settings.grpc_host, settings.grpc_port) as grpc_port:
-        async with serve_https(web.asgi, tls, settings.web_host, settings.web_port) as web_port:
+        async with serve_https(web.asgi, tls, settings.web_host, settings.web_port, web.max_message_bytes) as web_port:
             bus.start()
             sweeper = asyncio.create_task(_sweep(dispatcher, web))
             logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)

@@ -41,11 +41,13 @@ class ChatWeb:
         self.settings = settings
         self.dispatcher: Dispatcher | None = None
         self.mqtt_connected = lambda: False
+        # The largest Socket.IO message taken: a question at the limit in UTF-8, plus framing.
+        self.max_message_bytes = max(64 * 1024, settings.max_prompt_chars * 4 + 4096)
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
             # python-socketio rejects its own https:// origin behind TLS unless origins are listed.
             cors_allowed_origins=settings.origins(),
-            max_http_buffer_size=max(64 * 1024, settings.max_prompt_chars * 4 + 4096),
+            max_http_buffer_size=self.max_message_bytes,
             logger=False,
             engineio_logger=False,
         )
@@ -96,6 +98,9 @@ class ChatWeb:
         @sio.event
         async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
             logger.info("session %s connected", sid)
+            # The page checks a question's length before sending it (a question far over the
+            # limit would otherwise exceed the message size and drop the connection).
+            await sio.emit("limits", {"max_prompt_chars": self.settings.max_prompt_chars}, to=sid)
 
         @sio.event
         async def disconnect(sid: str, reason: Any = None) -> None:

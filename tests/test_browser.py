@@ -28,7 +28,8 @@ def spki_pin(cert_path: Path) -> str:
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/test.sh installs it as root)")
 async def test_browser_sends_a_message_and_sees_the_answer(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
-    """Load the chat over HTTPS, see 'connected', send a question, see the worker's answer; no console errors."""
+    """Load the chat over HTTPS, see 'connected', send a question, see the worker's answer; a question over
+    the limit gets a clear error and is kept; no console errors."""
     from playwright.async_api import async_playwright
 
     async with local_stack(pki, broker, workers=1) as stack, async_playwright() as pw:
@@ -54,6 +55,12 @@ async def test_browser_sends_a_message_and_sees_the_answer(pki: Pki, broker: Run
                 "() => [...document.querySelectorAll('.msg.ai')].some(e => e.textContent.includes('You said: hello from chromium'))",
                 timeout=10_000,
             )
+            # A question over the limit is refused in the page and stays in the box to be shortened.
+            too_long = "x" * 8001
+            await page.fill("#question", too_long)
+            await page.click("#send")
+            await page.wait_for_selector(".msg.error >> text=the limit is 8000", timeout=5_000)
+            assert await page.input_value("#question") == too_long
             await page.screenshot(path=str(tmp_path / "chat.png"))
             assert errors == []
         finally:

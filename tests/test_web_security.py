@@ -109,3 +109,40 @@ async def test_static_serves_only_the_chat_files(pki: Pki, broker: RunningBroker
                 assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/css")
                 await resp.read()
         assert "import" not in body
+
+
+async def _open_engineio_websocket(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:
+    """A raw Engine.IO WebSocket from our own origin, offering permessage-deflate as every browser does."""
+    ws = await http.ws_connect(url.replace("https://", "wss://") + "/socket.io/?EIO=4&transport=websocket",
+                               origin=url, compress=15)
+    opened = await ws.receive(timeout=5)
+    assert opened.type == aiohttp.WSMsgType.TEXT and opened.data.startswith("0{")  # Engine.IO "open"
+    return ws
+
+
+async def test_websocket_compression_offer_is_refused(pki: Pki, broker: RunningBroker) -> None:
+    """permessage-deflate is never negotiated: no zlib state per connection, no compression side channel."""
+    async with local_stack(pki, broker, workers=0) as stack:
+        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
+        async with aiohttp.ClientSession(connector=conn) as http:
+            ws = await _open_engineio_websocket(http, stack.url)
+            assert ws.compress == 0, "the server accepted permessage-deflate"
+            await ws.close()
+
+
+async def test_oversized_websocket_message_closes_with_1009(pki: Pki, broker: RunningBroker) -> None:
+    """A message over the size limit is refused by hypercorn before it is buffered whole (close 1009)."""
+    async with local_stack(pki, broker, workers=0) as stack:
+        limit = stack.master.web.max_message_bytes
+        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
+        async with aiohttp.ClientSession(connector=conn) as http:
+            ws = await _open_engineio_websocket(http, stack.url)
+            await ws.send_str("40")  # Socket.IO connect
+            while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT and not msg.data.startswith("40"):
+                pass
+            await ws.send_str('42["ai-query",{"text":"' + "x" * (limit + 1) + '"}]')
+            closed = await ws.receive(timeout=5)
+            while closed.type == aiohttp.WSMsgType.TEXT:  # e.g. the "limits" event
+                closed = await ws.receive(timeout=5)
+            assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1009, closed
+            assert stack.master.dispatcher.queued == 0

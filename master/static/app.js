@@ -8,6 +8,7 @@
   const state = document.getElementById("state");
   const pending = new Map(); // task_id -> bubble element
   const early = new Map(); // task_id -> [kind, text, meta] for answers that beat their acknowledgement
+  let maxChars = Infinity; // the server's limit, sent on connect ("limits")
 
   function setState(name, text) {
     state.className = "state " + name;
@@ -50,11 +51,17 @@
   socket.on("connect_error", (err) => setState("disconnected", "cannot connect: " + err.message));
   socket.on("ai-response", (r) => resolve(r.task_id, "ai", r.answer, r.model ? "model: " + r.model : ""));
   socket.on("ai-error", (r) => resolve(r.task_id, "error", r.message, r.code));
+  socket.on("limits", (l) => { if (l && Number.isInteger(l.max_prompt_chars)) maxChars = l.max_prompt_chars; });
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const text = input.value.trim();
     if (!text || !socket.connected) return;
+    const chars = Array.from(text).length; // code points, as the server counts
+    if (chars > maxChars) { // the question stays in the box to be shortened
+      bubble("error", "The question has " + chars + " characters; the limit is " + maxChars + ". Shorten it.", "prompt_too_long");
+      return;
+    }
     bubble("user", text);
     const wait = bubble("ai pending", "thinking…");
     input.value = "";
