@@ -12,7 +12,7 @@ import aiohttp
 import socketio
 
 from common.local_broker import RunningBroker, free_port
-from common.tls import client_context
+from common.tls import TlsFiles, client_context
 from master.server import RunningMaster, run_master
 from master.settings import MasterSettings
 from tests.conftest import Pki
@@ -52,6 +52,11 @@ class Stack:
     @property
     def url(self) -> str:
         return f"https://localhost:{self.master.web_port}"
+
+
+def https_session(tls: TlsFiles) -> aiohttp.ClientSession:
+    """An aiohttp session that trusts `tls.ca` (and presents `tls`'s certificate, if it has one)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_context(tls)))
 
 
 async def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
@@ -104,7 +109,7 @@ class ChatClient:
         self.sio: socketio.AsyncClient | None = None
 
     async def connect(self, url: str) -> None:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_context(self.pki.tls())))
+        session = https_session(self.pki.tls())
         self.sio = socketio.AsyncClient(http_session=session, reconnection=False)
         self.sio.on("ai-response", lambda data: self.responses.put_nowait({"event": "ai-response", **data}))
         self.sio.on("ai-error", lambda data: self.responses.put_nowait({"event": "ai-error", **data}))

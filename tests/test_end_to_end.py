@@ -9,7 +9,7 @@ import pytest
 
 from common.local_broker import RunningBroker
 from tests.conftest import Pki
-from tests.stack_helpers import chat_client, local_stack, wait_until
+from tests.stack_helpers import chat_client, https_session, local_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -98,13 +98,8 @@ async def test_dead_worker_task_is_requeued_to_a_live_one(pki: Pki, broker: Runn
 
 async def test_healthz_reports_mqtt_and_workers(pki: Pki, broker: RunningBroker) -> None:
     """/healthz says ok with the broker connected and counts live workers."""
-    import aiohttp
-
-    from common.tls import client_context
-
     async with local_stack(pki, broker, workers=2) as stack:
-        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
-        async with aiohttp.ClientSession(connector=conn) as http, http.get(stack.url + "/healthz") as resp:
+        async with https_session(pki.tls()) as http, http.get(stack.url + "/healthz") as resp:
             assert resp.status == 200
             body = await resp.json()
         assert body["status"] == "ok" and body["mqtt"] is True and body["workers"] == 2

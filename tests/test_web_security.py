@@ -8,12 +8,12 @@ import ssl
 import aiohttp
 import pytest
 import socketio
+import yarl
 
 from common.local_broker import RunningBroker
-from common.tls import client_context
 from master.security_headers import CONTENT_SECURITY_POLICY
 from tests.conftest import Pki
-from tests.stack_helpers import ChatClient, local_stack
+from tests.stack_helpers import ChatClient, https_session, local_stack
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +35,7 @@ async def test_plain_http_to_the_https_port_is_not_served(pki: Pki, broker: Runn
 async def test_client_trusting_another_ca_refuses_the_master(pki: Pki, other_pki: Pki, broker: RunningBroker) -> None:
     """A client trusting another CA fails with certificate verify failed."""
     async with local_stack(pki, broker, workers=0) as stack:
-        conn = aiohttp.TCPConnector(ssl=client_context(other_pki.tls()))
-        async with aiohttp.ClientSession(connector=conn) as http:
+        async with https_session(other_pki.tls()) as http:
             with pytest.raises(aiohttp.ClientConnectorCertificateError) as excinfo:
                 await http.get(stack.url + "/")
         assert isinstance(excinfo.value.certificate_error, ssl.SSLCertVerificationError)
@@ -50,8 +49,7 @@ async def test_socketio_handshake_with_foreign_origin_is_refused(pki: Pki, broke
             await client.connect(stack.url)
         await client.close()
         # The same handshake over HTTP long-polling: the server answers 400.
-        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
-        async with aiohttp.ClientSession(connector=conn) as http:
+        async with https_session(pki.tls()) as http:
             url = stack.url + "/socket.io/?EIO=4&transport=polling"
             async with http.get(url, headers={"Origin": "https://evil.example"}) as resp:
                 assert resp.status == 400
@@ -72,8 +70,7 @@ async def test_socketio_handshake_with_own_origin_is_accepted(pki: Pki, broker: 
 async def test_security_headers_are_present(pki: Pki, broker: RunningBroker, path: str) -> None:
     """HSTS, CSP without inline script and with frame-ancestors 'none', nosniff, Referrer-Policy."""
     async with local_stack(pki, broker, workers=0) as stack:
-        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
-        async with aiohttp.ClientSession(connector=conn) as http, http.get(stack.url + path) as resp:
+        async with https_session(pki.tls()) as http, http.get(stack.url + path) as resp:
             h = resp.headers
             await resp.read()  # read the body: quart leaks the file of an abandoned static response
         assert h["Strict-Transport-Security"].startswith("max-age=")
@@ -87,8 +84,7 @@ async def test_security_headers_are_present(pki: Pki, broker: RunningBroker, pat
 async def test_chat_page_has_no_inline_script_and_no_cdn(pki: Pki, broker: RunningBroker) -> None:
     """The page loads only same-origin scripts (the Socket.IO client is served by us)."""
     async with local_stack(pki, broker, workers=0) as stack:
-        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
-        async with aiohttp.ClientSession(connector=conn) as http:
+        async with https_session(pki.tls()) as http:
             async with http.get(stack.url + "/") as resp:
                 html = await resp.text()
             async with http.get(stack.url + "/static/vendor/socket.io.min.js") as resp:
@@ -100,9 +96,9 @@ async def test_chat_page_has_no_inline_script_and_no_cdn(pki: Pki, broker: Runni
 async def test_static_serves_only_the_chat_files(pki: Pki, broker: RunningBroker, path: str) -> None:
     """Static files come from a fixed in-memory set: traversal and unknown names get 404."""
     async with local_stack(pki, broker, workers=0) as stack:
-        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
-        async with aiohttp.ClientSession(connector=conn) as http:
-            async with http.get(stack.url + path) as resp:
+        async with https_session(pki.tls()) as http:
+            # encoded=True: sent as written, not normalised by the client, so ".." reaches the server.
+            async with http.get(yarl.URL(stack.url + path, encoded=True)) as resp:
                 body = await resp.text()
                 assert resp.status == 404, body[:200]
             async with http.get(stack.url + "/static/style.css") as resp:
@@ -123,8 +119,7 @@ async def _open_engineio_websocket(http: aiohttp.ClientSession, url: str) -> aio
 async def test_websocket_compression_offer_is_refused(pki: Pki, broker: RunningBroker) -> None:
     """permessage-deflate is never negotiated: no zlib state per connection, no compression side channel."""
     async with local_stack(pki, broker, workers=0) as stack:
-        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
-        async with aiohttp.ClientSession(connector=conn) as http:
+        async with https_session(pki.tls()) as http:
             ws = await _open_engineio_websocket(http, stack.url)
             assert ws.compress == 0, "the server accepted permessage-deflate"
             await ws.close()
@@ -134,8 +129,7 @@ async def test_oversized_websocket_message_closes_with_1009(pki: Pki, broker: Ru
     """A message over the size limit is refused by hypercorn before it is buffered whole (close 1009)."""
     async with local_stack(pki, broker, workers=0) as stack:
         limit = stack.master.web.max_message_bytes
-        conn = aiohttp.TCPConnector(ssl=client_context(pki.tls()))
-        async with aiohttp.ClientSession(connector=conn) as http:
+        async with https_session(pki.tls()) as http:
             ws = await _open_engineio_websocket(http, stack.url)
             await ws.send_str("40")  # Socket.IO connect
             while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT and not msg.data.startswith("40"):
