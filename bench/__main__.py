@@ -20,8 +20,8 @@ import psutil
 from bench.floor import measure_floor
 from bench.load import LoadClients, Results, percentile
 from bench.procstats import ProcessSampler
-from common.local_broker import free_port
-from common.local_run import LocalStack, run_local_stack
+from devstack.local_broker import free_port
+from devstack.local_run import LocalStack, run_local_stack
 
 
 def lat(r: Results) -> str:

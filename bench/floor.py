@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 
 from bench.load import Results
-from common.broker_config import REPO_ROOT
+from devstack.broker_config import REPO_ROOT
 from common.mqtt_connect import BrokerAddress, new_client
 from common.mqtt_loop import AsyncioMqtt
 from common.rpc import worker_pb2, worker_pb2_grpc

@@ -54,9 +54,3 @@ def new_client(
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=will_retain)
     return client
-
-
-def connect_async(client: mqtt.Client, address: BrokerAddress, keepalive: int = 30) -> None:
-    """Start connecting in paho's own thread; paho retries with backoff until it gets through."""
-    client.connect_async(address.host, address.port, keepalive=keepalive)
-    client.loop_start()

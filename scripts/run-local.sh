@@ -14,4 +14,4 @@ ensure_venv master,worker
 # 2. The broker binary.
 ensure_mosquitto
 # 3. PKI and credentials on first run, then the processes; exec so signals reach the launcher.
-exec "$VENV/bin/python" -m common.local_run "$@"
+exec "$VENV/bin/python" -m devstack.local_run "$@"

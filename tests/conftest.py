@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common.local_broker import RunningBroker, run_broker
+from devstack.local_broker import RunningBroker, run_broker
 from common.redaction import forget_secrets
 from common.tls import TlsFiles
 from pki.credentials import ensure_credentials, password_file_name

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from common.mqtt_connect import connect_async, new_client, BrokerAddress
+from common.mqtt_connect import new_client
 from common.tls import TlsFiles
 
 CONNACK_ACCEPTED = 0
@@ -90,7 +90,9 @@ class BlockingClient:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        connect_async(self.client, BrokerAddress("127.0.0.1", port))
+        # paho's own network thread, retrying with backoff until it gets through.
+        self.client.connect_async("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
         if not self._connected.wait(5):
             self.close()
             raise TimeoutError("no CONNACK within 5 s")

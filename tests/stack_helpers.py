@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from common.local_broker import RunningBroker, free_port
+from devstack.local_broker import RunningBroker, free_port
 from common.tls import TlsFiles, client_context
 from master.server import RunningMaster, run_master
 from master.settings import MasterSettings

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from common.local_broker import RunningBroker
+from devstack.local_broker import RunningBroker
 from common.topics import Topics
 from tests.conftest import Pki
 from tests.mqtt_helpers import BlockingClient, Received

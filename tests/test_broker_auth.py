@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from common.local_broker import RunningBroker
+from devstack.local_broker import RunningBroker
 from common.tls import client_context
 from tests.conftest import Pki
 from tests.mqtt_helpers import (

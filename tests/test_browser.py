@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from common.local_broker import RunningBroker
+from devstack.local_broker import RunningBroker
 from tests.conftest import Pki
 from tests.stack_helpers import local_stack
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common.local_broker import reload_broker, run_broker
+from devstack.local_broker import reload_broker, run_broker
 from common.tls import client_context
 from pki.credentials import (
     MQTT_USERS,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.local_broker import RunningBroker
+from devstack.local_broker import RunningBroker
 from tests.conftest import Pki
 from tests.stack_helpers import chat_client, https_session, local_stack, wait_until
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from common.healthcheck import main
-from common.local_broker import RunningBroker
+from devstack.local_broker import RunningBroker
 from tests.conftest import Pki
 from tests.stack_helpers import local_stack, wait_until
 

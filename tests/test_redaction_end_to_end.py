@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from common.local_run import run_local_stack
-from common.local_broker import free_port
+from devstack.local_run import run_local_stack
+from devstack.local_broker import free_port
 from tests.fake_gemini import error_body, fake_gemini_in_thread, invalid_key_body
 from tests.stack_helpers import ChatClient
 from tests.test_gemini_backend import fake_key

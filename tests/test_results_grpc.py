@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from common.local_broker import RunningBroker
+from devstack.local_broker import RunningBroker
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_channel_credentials
 from master.dispatcher import Task

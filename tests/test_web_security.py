@@ -10,7 +10,7 @@ import pytest
 import socketio
 import yarl
 
-from common.local_broker import RunningBroker
+from devstack.local_broker import RunningBroker
 from master.security_headers import CONTENT_SECURITY_POLICY
 from tests.conftest import Pki
 from tests.stack_helpers import ChatClient, https_session, local_stack

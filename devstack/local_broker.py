@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.broker_config import BrokerFiles, render_acl, render_config
+from devstack.broker_config import BrokerFiles, render_acl, render_config
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 BROKER_USER = "mosquitto"

@@ -1,6 +1,6 @@
 """The whole system as local processes: mosquitto, the master and N workers on 127.0.0.1.
 
-`python -m common.local_run --help`; scripts/run-local.sh is the wrapper the README names.
+`python -m devstack.local_run --help`; scripts/run-local.sh is the wrapper the README names.
 Everything it starts it stops by PID, on exit, Ctrl-C or SIGTERM.
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.broker_config import REPO_ROOT
-from common.local_broker import free_port, run_broker, stop_process
+from devstack.broker_config import REPO_ROOT
+from devstack.local_broker import free_port, run_broker, stop_process
 from common.tls import TlsFiles, client_context
 
 DEFAULT_RUN_DIR = REPO_ROOT / ".run"
