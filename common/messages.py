@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-MAX_PROMPT_CHARS_LIMIT = 100_000  # hard ceiling of the wire format; the master's setting is lower
+# Hard ceiling of the wire format: a task at this many characters, each escaped to 6 bytes of JSON
+# (`\u0001`), still fits mosquitto's max_packet_size (256 KiB). The master's setting is at most this.
+MAX_PROMPT_CHARS_LIMIT = 40_000
 
 
 class MessageError(ValueError):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -36,3 +39,43 @@ def read_secret(setting: str, path: Path | str | None) -> str:
 
     register_secret(value)
     return value
+
+
+class RotatingSecret:
+    """A secret file that may be replaced while the service runs (e.g. the Gemini key on rotation).
+
+    `current()` re-reads it when its modification time or size changes; an unreadable new
+    version keeps the previous value (logged), so a half-done rotation never stops the service.
+    """
+
+    def __init__(self, setting: str, path: Path) -> None:
+        self.path = path
+        self.setting = setting
+        self._stamp: tuple[int, int] | None = None
+        self._key = ""
+        self.current()
+
+    def _file_stamp(self) -> tuple[int, int]:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return (-1, -1)
+        return (st.st_mtime_ns, st.st_size)
+
+    def current(self) -> tuple[str, bool]:
+        """The value and whether it changed since the last call. Raises ConfigError when unreadable."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return self._key, False
+        try:
+            key = read_secret(self.setting, self.path)
+        except ConfigError:
+            if self._key:
+                logger.warning("%s=%s became unreadable; keeping the previous value", self.setting, self.path)
+                return self._key, False
+            raise
+        changed = bool(self._key) and key != self._key
+        self._stamp, self._key = stamp, key
+        if changed:
+            logger.info("%s changed: using the new value from now on", self.setting)
+        return key, changed

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from common.secret_files import ConfigError
+from common.secret_files import ConfigError, read_secret
 from common.tls import TlsFiles
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+# Every list setting is written the same way: comma-separated (`a,b,c`), never JSON.
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
 
 
 class CommonSettings(BaseSettings):
@@ -27,6 +37,10 @@ class CommonSettings(BaseSettings):
     tls_ca_file: Path
     tls_cert_file: Path
     tls_key_file: Path
+
+    def mqtt_password(self) -> str:
+        """This service's MQTT password, read from its file (and registered for log redaction)."""
+        return read_secret("MQTT_PASSWORD_FILE", self.mqtt_password_file)
 
     def tls(self) -> TlsFiles:
         return TlsFiles(
@@ -53,9 +67,11 @@ def load_settings(cls: type[S], **overrides: object) -> S:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = field.upper() or "settings"
+            hint = cls.model_fields[field].description if field in cls.model_fields else None
             if err["type"] == "missing":
-                problems.append(f"{name} is not set")
+                problems.append(f"{name} is not set" + (f": set it to {hint}" if hint else ""))
             else:
                 problems.append(f"{name}: {err['msg']}")
         raise ConfigError("; ".join(problems) + " (see README, Configuration)") from None

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 class MasterBus:
-    """Calls `on_status(worker_id, status)`; everything runs on the asyncio loop (no paho thread)."""
+    """Worker status in, tasks out; everything runs on the asyncio loop (no paho thread)."""
 
     def __init__(
         self,
@@ -25,15 +25,11 @@ class MasterBus:
         tls: TlsFiles,
         address: BrokerAddress,
         topics: Topics,
-        on_status: Callable[[str, StatusMessage], None],
-        on_connected: Callable[[], None],
     ) -> None:
         self.topics = topics
-        self._on_status = on_status
         # A random suffix: a client holding the worker password cannot guess and take over this session.
         self.client_id = f"master-{secrets.token_hex(8)}"
         self._client = new_client(self.client_id, "master", password, tls)
-        self._on_connected = on_connected
         self.address = address
         self._mqtt: AsyncioMqtt | None = None
 
@@ -41,14 +37,15 @@ class MasterBus:
     def connected(self) -> bool:
         return self._mqtt is not None and self._mqtt.connected.is_set()
 
-    def start(self) -> None:
+    def start(self, on_status: Callable[[str, StatusMessage], None], on_connected: Callable[[], None]) -> None:
+        """Connect (retrying forever); `on_status(worker_id, status)` per valid status, `on_connected()` after each connect."""
         self._mqtt = AsyncioMqtt(
             self._client, self.address, subscription=self.topics.all_status,
-            on_message=self._handle_message, on_connected=self._on_connected,
+            on_message=lambda msg: self._handle_message(msg, on_status), on_connected=on_connected,
         )
         self._mqtt.start()
 
-    def _handle_message(self, msg: mqtt.MQTTMessage) -> None:
+    def _handle_message(self, msg: mqtt.MQTTMessage, on_status: Callable[[str, StatusMessage], None]) -> None:
         worker_id = self.topics.worker_of(msg.topic)
         if worker_id is None:
             logger.warning("status on unexpected topic %r ignored", msg.topic[:200])
@@ -60,7 +57,7 @@ class MasterBus:
         except MessageError as exc:
             logger.warning("worker %s: %s; ignored", worker_id, exc)
             return
-        self._on_status(worker_id, status)
+        on_status(worker_id, status)
 
     def publish_task(self, worker_id: str, task: TaskMessage) -> bool:
         """Queue a task for `worker_id` (QoS 1); False when the broker is not connected."""

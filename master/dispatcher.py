@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import heapq
 import hmac
 import itertools
@@ -13,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from common.messages import StatusMessage, TaskMessage
-from common.rpc import worker_pb2
 from master.registry import WorkerRegistry
 
 logger = logging.getLogger(__name__)
@@ -23,13 +23,33 @@ class QueueFull(Exception):
     """The queue holds `max_queue` tasks already."""
 
 
-class ResultRefused(Exception):
-    """A result that does not match an assigned task; `status` is the gRPC status name to answer with."""
+class Refusal(enum.Enum):
+    """Why a worker's result is refused; the value is the reason logged and told to the worker."""
 
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+    UNKNOWN_TASK = "no such task is waiting for a result"
+    NOT_ASSIGNED = "this task is not assigned to that worker"
+    WRONG_TOKEN = "wrong task token"
+
+
+class ResultRefused(Exception):
+    """A result that does not match an assigned task; nothing of it reaches the asker."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.value)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What a worker sends back for a task: an answer, or an error code and message."""
+
+    task_id: str
+    worker_id: str
+    token: str = field(repr=False)
+    model: str = ""
+    answer: str | None = None
+    error_code: str = ""
+    error_message: str = ""
 
 
 @dataclass
@@ -65,6 +85,8 @@ Deliver = Callable[[Task, Outcome], None]
 
 
 class Dispatcher:
+    """Queue, assignment and result checks; its I/O (publish to a worker, deliver to an asker) is passed in."""
+
     def __init__(
         self,
         registry: WorkerRegistry,
@@ -183,19 +205,19 @@ class Dispatcher:
                                            error_message="No answer came in time. Please ask again."))
 
     # -- results ----------------------------------------------------------------------
-    def accept_result(self, result: worker_pb2.TaskResult) -> Task:
+    def accept_result(self, result: WorkerResult) -> Task:
         """Check a result against its assignment and deliver it; raises ResultRefused otherwise."""
         task = self.tasks.get(result.task_id)
         if task is None:
-            raise ResultRefused("NOT_FOUND", "no such task is waiting for a result")
+            raise ResultRefused(Refusal.UNKNOWN_TASK)
         if task.worker_id is None or task.worker_id != result.worker_id:
-            raise ResultRefused("PERMISSION_DENIED", "this task is not assigned to that worker")
+            raise ResultRefused(Refusal.NOT_ASSIGNED)
         if not hmac.compare_digest(task.token.encode(), result.token.encode()):
-            raise ResultRefused("PERMISSION_DENIED", "wrong task token")
+            raise ResultRefused(Refusal.WRONG_TOKEN)
         self._release(task)
-        if result.HasField("error"):
-            outcome = Outcome(task.task_id, error_code=result.error.code or "model_error",
-                              error_message=result.error.message or "The model failed.", model=result.model,
+        if result.answer is None:
+            outcome = Outcome(task.task_id, error_code=result.error_code or "model_error",
+                              error_message=result.error_message or "The model failed.", model=result.model,
                               worker_id=result.worker_id)
         else:
             outcome = Outcome(task.task_id, answer=result.answer, model=result.model, worker_id=result.worker_id)

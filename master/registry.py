@@ -62,6 +62,10 @@ class WorkerRegistry:
                 best = info
         return best
 
+    def live_count(self) -> int:
+        """Workers not known to be offline."""
+        return sum(w.state != "offline" for w in self.workers.values())
+
     def total_free_slots(self) -> int:
         return sum(w.free_slots for w in self.workers.values())
 

@@ -1,34 +1,37 @@
-"""The gRPC ResultService: accepts a result only from a worker certificate, for its own task, with its token."""
+"""The gRPC ResultService: accepts a result only from a worker certificate, for its own task, with its token.
+
+This is the gRPC edge of the dispatcher: it turns messages into plain `WorkerResult`s and the
+dispatcher's refusals into gRPC status codes.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator
 
 import grpc
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from common.cert_roles import is_worker_certificate
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_server_credentials
-from master.dispatcher import Dispatcher, ResultRefused
+from master.dispatcher import Dispatcher, Refusal, ResultRefused, WorkerResult
 
 logger = logging.getLogger(__name__)
-WORKER_ROLE = "worker"
+
+REFUSAL_STATUS: dict[Refusal, grpc.StatusCode] = {
+    Refusal.UNKNOWN_TASK: grpc.StatusCode.NOT_FOUND,
+    Refusal.NOT_ASSIGNED: grpc.StatusCode.PERMISSION_DENIED,
+    Refusal.WRONG_TOKEN: grpc.StatusCode.PERMISSION_DENIED,
+}
 
 
-@functools.lru_cache(maxsize=64)
-def peer_is_worker(pem: bytes) -> bool:
-    """The (already CA-verified) peer certificate carries clientAuth and the worker role."""
-    try:
-        cert = x509.load_pem_x509_certificate(pem)
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except (ValueError, x509.ExtensionNotFound):
-        return False
-    roles = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
-    return ExtendedKeyUsageOID.CLIENT_AUTH in eku and roles == [WORKER_ROLE]
+def result_from_message(message: worker_pb2.TaskResult) -> WorkerResult:
+    """The plain result the dispatcher checks, from its wire form."""
+    if message.HasField("error"):
+        return WorkerResult(message.task_id, message.worker_id, message.token, message.model,
+                            error_code=message.error.code, error_message=message.error.message)
+    return WorkerResult(message.task_id, message.worker_id, message.token, message.model, answer=message.answer)
 
 
 class ResultService(worker_pb2_grpc.ResultServiceServicer):
@@ -37,18 +40,20 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
 
     async def _require_worker(self, context: grpc.aio.ServicerContext, what: str) -> None:
         pem = (context.auth_context().get("x509_pem_cert") or [b""])[0]
-        if not peer_is_worker(pem):
+        if not is_worker_certificate(pem):
             logger.warning("%s refused: peer certificate is not a worker's", what)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a worker certificate is required")
 
-    def _check(self, request: worker_pb2.TaskResult) -> ResultRefused | None:
+    def _check(self, request: worker_pb2.TaskResult) -> Refusal | None:
+        """Hand the result to the dispatcher; why it was refused, or None when accepted."""
         try:
-            self.dispatcher.accept_result(request)
+            self.dispatcher.accept_result(result_from_message(request))
         except ResultRefused as exc:
             logger.warning(
-                "result refused: %s", exc.reason, extra={"task_id": request.task_id[:64], "worker_id": request.worker_id[:64]}
+                "result refused: %s", exc.refusal.value,
+                extra={"task_id": request.task_id[:64], "worker_id": request.worker_id[:64]},
             )
-            return exc
+            return exc.refusal
         return None
 
     async def SubmitResult(  # noqa: N802 (gRPC method name)
@@ -57,7 +62,7 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
         await self._require_worker(context, f"result for task {request.task_id[:64]}")
         refused = self._check(request)
         if refused is not None:
-            await context.abort(getattr(grpc.StatusCode, refused.status), refused.reason)
+            await context.abort(REFUSAL_STATUS[refused], refused.value)
         return worker_pb2.Ack(accepted=True, task_id=request.task_id)
 
     async def StreamResults(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
@@ -69,7 +74,7 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
             refused = self._check(request)
             await context.write(
                 worker_pb2.Ack(accepted=refused is None, task_id=request.task_id,
-                               refusal=refused.status if refused else "")
+                               refusal=REFUSAL_STATUS[refused].name if refused is not None else "")
             )
 
 

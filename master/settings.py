@@ -1,19 +1,30 @@
-"""Master settings (environment; secrets as *_FILE paths)."""
+"""Master settings (environment; secrets as *_FILE paths, read here and nowhere else)."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from common.settings import CommonSettings
+from common.messages import MAX_PROMPT_CHARS_LIMIT
+from common.redaction import register_secret
+from common.secret_files import read_secret
+from common.settings import CommaList, CommonSettings
+
+# Socket.IO framing around a question in a WebSocket message.
+MESSAGE_FRAMING_BYTES = 4096
 
 
 class MasterSettings(CommonSettings):
     web_host: str = "0.0.0.0"
     web_port: int = Field(default=8443, ge=0, le=65535)
-    # Origins allowed to open a Socket.IO connection, comma-separated, e.g. https://chat.example.org
-    public_origins: str = "https://localhost:8443"
+    # No default: a master must be told the address people use, or Socket.IO refuses them all
+    # (the local launcher and the stack pass it).
+    public_origins: CommaList = Field(
+        description="the browser origins allowed to chat, comma-separated, e.g. PUBLIC_ORIGINS=https://chat.example.org",
+    )
 
     # Signs session cookies (Quart's secret_key); a random per-process key when unset.
     session_secret_file: Path | None = None
@@ -21,7 +32,9 @@ class MasterSettings(CommonSettings):
     grpc_host: str = "0.0.0.0"
     grpc_port: int = Field(default=50051, ge=0, le=65535)
 
-    max_prompt_chars: int = Field(default=8000, ge=1, le=100_000)
+    # Bounded so that a task at the limit, every character escaped to 6 bytes of JSON, still fits
+    # mosquitto's max_packet_size (tests/test_settings.py).
+    max_prompt_chars: int = Field(default=8000, ge=1, le=MAX_PROMPT_CHARS_LIMIT)
     max_queue: int = Field(default=10_000, ge=1)
     # A task not answered this long after it was handed out is given up with an error to the user.
     task_timeout_s: float = Field(default=120.0, gt=0)
@@ -30,5 +43,27 @@ class MasterSettings(CommonSettings):
     max_attempts: int = Field(default=3, ge=1, le=10)
     default_model: str = ""
 
-    def origins(self) -> list[str]:
-        return [o.strip().rstrip("/") for o in self.public_origins.split(",") if o.strip()]
+    @field_validator("public_origins")
+    @classmethod
+    def _valid_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one origin, e.g. https://chat.example.org")
+        origins = tuple(o.rstrip("/") for o in value)
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.scheme != "https" or not parts.hostname or parts.path or parts.query or parts.fragment:
+                raise ValueError(f"{origin!r} is not an https origin like https://chat.example.org[:port]")
+        return origins
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest Socket.IO message taken: a question at the limit in UTF-8, plus framing."""
+        return max(64 * 1024, self.max_prompt_chars * 4 + MESSAGE_FRAMING_BYTES)
+
+    def session_secret(self) -> str:
+        """The key that signs session cookies: from SESSION_SECRET_FILE, or random for this process."""
+        if self.session_secret_file is None:
+            key = secrets.token_urlsafe(32)
+            register_secret(key)
+            return key
+        return read_secret("SESSION_SECRET_FILE", self.session_secret_file)

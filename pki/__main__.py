@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from pki.authority import cert_role
+from common.cert_roles import cert_role
 from pki.generate import CA_NAME, Report, cert_sans, generate
 from pki.store import PkiError, load_cert
 

@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from common.cert_roles import WORKER_ROLE
+
 CA_VALIDITY = dt.timedelta(days=5 * 365)
 LEAF_VALIDITY = dt.timedelta(days=90)
 # Certificates start slightly in the past so a peer with a lagging clock accepts them.
@@ -30,7 +32,7 @@ class Role:
 ROLES: dict[str, Role] = {
     "master": Role("master", server=True, default_sans=("master", "localhost", "127.0.0.1")),
     "mosquitto": Role("mosquitto", server=True, default_sans=("mosquitto", "localhost", "127.0.0.1")),
-    "worker": Role("worker", server=False, default_sans=()),
+    WORKER_ROLE: Role(WORKER_ROLE, server=False, default_sans=()),
 }
 
 
@@ -150,9 +152,3 @@ def issue_leaf(ca: Issued, role: Role, extra_hostnames: tuple[str, ...] = ()) ->
             x509.SubjectAlternativeName([_san_entry(s) for s in sans]), critical=False
         )
     return Issued(key, builder.sign(ca.key, hashes.SHA256()))
-
-
-def cert_role(cert: x509.Certificate) -> str | None:
-    """The role a leaf was issued for (its OU), or None when it has none."""
-    values = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
-    return str(values[0].value) if values else None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from dataclasses import replace
+
 from common.messages import StatusMessage, TaskMessage
-from common.rpc import worker_pb2
-from master.dispatcher import Dispatcher, Outcome, QueueFull, ResultRefused, Task
+from master.dispatcher import Dispatcher, Outcome, QueueFull, Refusal, ResultRefused, Task, WorkerResult
 from master.registry import WorkerRegistry
 
 
@@ -26,11 +27,11 @@ class Harness:
     def worker(self, worker_id: str, capacity: int = 1, models: tuple[str, ...] = ("echo",), state: str = "idle") -> None:
         self.d.on_status(worker_id, StatusMessage(state=state, capacity=capacity, free_slots=capacity, models=models))
 
-    def result(self, for_task: str, **kw: str) -> worker_pb2.TaskResult:
+    def result(self, for_task: str, **kw: str) -> WorkerResult:
         worker_id, message = next((w, m) for w, m in reversed(self.published) if m.task_id == for_task)
         fields = {"task_id": for_task, "worker_id": worker_id, "token": message.token, "answer": "ok"}
         fields.update(kw)
-        return worker_pb2.TaskResult(**fields)
+        return WorkerResult(**fields)
 
 
 def test_tasks_wait_until_a_worker_has_a_free_slot() -> None:
@@ -150,7 +151,7 @@ def test_cancel_session_drops_queued_and_abandons_running_tasks() -> None:
 
 
 def test_result_checks() -> None:
-    """Unknown task -> NOT_FOUND; other worker or wrong token -> PERMISSION_DENIED; nothing delivered."""
+    """Unknown task, another worker's task and a wrong token are each refused with their reason; nothing delivered."""
     h = Harness()
     h.worker("w1")
     h.worker("w2")
@@ -161,19 +162,19 @@ def test_result_checks() -> None:
         h.d.accept_result(h.result(t.task_id, worker_id="w2" if h.published[0][0] == "w1" else "w1"))
     with pytest.raises(ResultRefused) as e3:
         h.d.accept_result(h.result(t.task_id, token="x" * 32))
-    assert (e1.value.status, e2.value.status, e3.value.status) == ("NOT_FOUND", "PERMISSION_DENIED", "PERMISSION_DENIED")
+    assert (e1.value.refusal, e2.value.refusal, e3.value.refusal) == (
+        Refusal.UNKNOWN_TASK, Refusal.NOT_ASSIGNED, Refusal.WRONG_TOKEN)
     assert h.delivered == []
     h.d.accept_result(h.result(t.task_id))
     with pytest.raises(ResultRefused) as e4:  # a replay after success
         h.d.accept_result(h.result(t.task_id))
-    assert e4.value.status == "NOT_FOUND" and len(h.delivered) == 1
+    assert e4.value.refusal is Refusal.UNKNOWN_TASK and len(h.delivered) == 1
 
 
 def test_error_result_is_delivered_as_error() -> None:
     h = Harness()
     h.worker("w1")
     t = h.d.submit("s", "q")
-    r = h.result(t.task_id)
-    r.error.code, r.error.message = "rate_limited", "Try again"
+    r = replace(h.result(t.task_id), answer=None, error_code="rate_limited", error_message="Try again")
     h.d.accept_result(r)
     assert (h.delivered[0][1].error_code, h.delivered[0][1].error_message) == ("rate_limited", "Try again")

@@ -90,7 +90,7 @@ async def test_dead_worker_task_is_requeued_to_a_live_one(pki: Pki, broker: Runn
             ws = worker_settings(pki, broker, slow.master.grpc_port, "fast-" + first[-8:], capacity=2)
             async with run_worker(ws):
                 await wait_until(lambda: ws.worker_id in dispatcher.registry.workers, what="fast worker")
-                await slow.workers[0]._bus.stop()  # type: ignore[union-attr]
+                await slow.workers[0].bus.stop()
                 response = await client.next_response(timeout=15)
                 assert response["event"] == "ai-response" and response["task_id"] == ack["task_id"]
                 assert dispatcher.registry.workers[first].state == "offline"

@@ -19,6 +19,7 @@ from tests.fake_gemini import (
     run_fake_gemini,
 )
 from worker.backends.base import ModelError
+from common.secret_files import ConfigError, RotatingSecret
 from worker.backends.gemini import GeminiBackend
 
 
@@ -43,7 +44,8 @@ def key_file(tmp_path: Path) -> Path:
 
 
 def backend(key_file: Path, fake: FakeGemini, **kw: object) -> GeminiBackend:
-    return GeminiBackend(key_file, base_url=fake.url, backoff_base_s=0.01, **kw)  # type: ignore[arg-type]
+    key = RotatingSecret("GEMINI_API_KEY_FILE", key_file)
+    return GeminiBackend(key, base_url=fake.url, backoff_base_s=0.01, **kw)  # type: ignore[arg-type]
 
 
 async def test_success_returns_the_text_and_sends_the_key_header(key_file: Path, fake: FakeGemini) -> None:
@@ -120,7 +122,5 @@ async def test_unknown_model_is_refused_without_a_request(key_file: Path, fake: 
 
 async def test_missing_key_file_is_a_clear_error(tmp_path: Path, fake: FakeGemini) -> None:
     """A key file that does not exist stops the backend at start with the setting and the path."""
-    from common.secret_files import ConfigError
-
     with pytest.raises(ConfigError, match=r"GEMINI_API_KEY_FILE=.*gone does not exist"):
-        GeminiBackend(tmp_path / "gone", base_url=fake.url)
+        GeminiBackend(RotatingSecret("GEMINI_API_KEY_FILE", tmp_path / "gone"), base_url=fake.url)

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pki.authority import cert_role
+from common.cert_roles import cert_role
 from pki.generate import cert_sans, generate, signed_by
 from pki.store import load_cert
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_FILE")}
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_FILE") and k != "PUBLIC_ORIGINS"}
     return subprocess.run([sys.executable, "-m", module], env={**clean, **env}, capture_output=True, text=True,
                           timeout=30, cwd=REPO)
 
@@ -26,6 +26,7 @@ def base_env(pki: Pki, role: str) -> dict[str, str]:
         "GRPC_HOST": "127.0.0.1", "RESULTS_ENDPOINT": "127.0.0.1:1",
         "MQTT_PASSWORD_FILE": str(pki.password_path(role)), "TLS_CA_FILE": str(pki.ca),
         "TLS_CERT_FILE": str(pki.cert(role)), "TLS_KEY_FILE": str(pki.key(role)),
+        "PUBLIC_ORIGINS": "https://localhost:8443",
     }
 
 
@@ -79,3 +80,10 @@ def test_empty_secret_file_is_refused(pki: Pki, tmp_path: Path) -> None:
 def test_invalid_worker_id_is_refused(pki: Pki) -> None:
     env = {**base_env(pki, "worker"), "WORKER_ID": "Bad/Id"}
     assert_one_clear_line(start("worker", env), "WORKER_ID", "must match")
+
+
+def test_master_without_public_origins_says_what_to_set(pki: Pki) -> None:
+    """A master started outside the launcher without PUBLIC_ORIGINS refuses to start, naming the setting and an example."""
+    env = base_env(pki, "master")
+    del env["PUBLIC_ORIGINS"]
+    assert_one_clear_line(start("master", env), "PUBLIC_ORIGINS is not set", "https://chat.example.org")

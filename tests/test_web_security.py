@@ -128,7 +128,7 @@ async def test_websocket_compression_offer_is_refused(pki: Pki, broker: RunningB
 async def test_oversized_websocket_message_closes_with_1009(pki: Pki, broker: RunningBroker) -> None:
     """A message over the size limit is refused by hypercorn before it is buffered whole (close 1009)."""
     async with local_stack(pki, broker, workers=0) as stack:
-        limit = stack.master.web.max_message_bytes
+        limit = stack.master.settings.max_message_bytes
         async with https_session(pki.tls()) as http:
             ws = await _open_engineio_websocket(http, stack.url)
             await ws.send_str("40")  # Socket.IO connect

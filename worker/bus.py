@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class WorkerBus:
-    """Calls `on_task(payload)` for each message on this worker's task topic; all on the asyncio loop."""
+    """This worker's task topic in, its status out; all on the asyncio loop."""
 
     def __init__(
         self,
@@ -28,14 +28,10 @@ class WorkerBus:
         tls: TlsFiles,
         address: BrokerAddress,
         topics: Topics,
-        on_task: Callable[[bytes], None],
-        on_connected: Callable[[], None],
     ) -> None:
         self.worker_id = worker_id
         self.topics = topics
         self.address = address
-        self._on_task = on_task
-        self._on_connected = on_connected
         self._client = new_client(
             worker_id, "worker", password, tls, will=(topics.status(worker_id), encode(OFFLINE)), will_retain=True
         )
@@ -45,10 +41,11 @@ class WorkerBus:
     def connected(self) -> bool:
         return self._mqtt is not None and self._mqtt.connected.is_set()
 
-    def start(self) -> None:
+    def start(self, on_task: Callable[[bytes], None], on_connected: Callable[[], None]) -> None:
+        """Connect (retrying forever); `on_task(payload)` per task, `on_connected()` after each (re)connect."""
         self._mqtt = AsyncioMqtt(
             self._client, self.address, subscription=self.topics.tasks(self.worker_id),
-            on_message=lambda msg: self._on_task(msg.payload), on_connected=self._on_connected,
+            on_message=lambda msg: on_task(msg.payload), on_connected=on_connected,
         )
         self._mqtt.start()
 

@@ -12,7 +12,6 @@ from common.healthcheck import touch
 from common.messages import MessageError, StatusMessage, TaskMessage, parse_task
 from common.mqtt_connect import BrokerAddress
 from common.rpc import worker_pb2
-from common.secret_files import ConfigError, read_secret
 from common.topics import Topics
 from worker.backends.base import ModelBackend, ModelError
 from worker.backends.echo import EchoBackend
@@ -27,10 +26,8 @@ VERSION = "0.1.0"
 
 def make_backend(settings: WorkerSettings) -> ModelBackend:
     if settings.backend_kind() == "gemini":
-        if settings.gemini_api_key_file is None:
-            raise ConfigError("MODEL_BACKEND=gemini needs GEMINI_API_KEY_FILE: point it at the key file")
         return GeminiBackend(
-            settings.gemini_api_key_file,
+            settings.gemini_api_key(),
             settings.gemini_model,
             models=settings.gemini_extra_models,
             base_url=settings.gemini_base_url,
@@ -40,13 +37,15 @@ def make_backend(settings: WorkerSettings) -> ModelBackend:
 
 
 class Worker:
-    def __init__(self, settings: WorkerSettings, backend: ModelBackend, results: ResultsClient) -> None:
+    """Runs tasks from `bus` on `backend`, up to the configured capacity, and sends results with `results`."""
+
+    def __init__(self, settings: WorkerSettings, backend: ModelBackend, results: ResultsClient, bus: WorkerBus) -> None:
         self.settings = settings
         self.backend = backend
         self.results = results
+        self.bus = bus
         self.busy = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._bus: WorkerBus | None = None  # attached by run_worker
         self._last_state: str | None = None
 
     # -- status -------------------------------------------------------------------------
@@ -62,8 +61,8 @@ class Worker:
 
     def publish_status(self, force: bool = False) -> None:
         status = self.status()
-        if self._bus is not None and (force or status.state != self._last_state):
-            self._bus.publish_status(status)
+        if force or status.state != self._last_state:
+            self.bus.publish_status(status)
             self._last_state = status.state
 
     async def heartbeat(self) -> None:
@@ -74,8 +73,13 @@ class Worker:
 
     def mark_healthy(self) -> None:
         """Touch the health file while the broker connection is up."""
-        if self.settings.health_path is not None and self._bus is not None and self._bus.connected:
+        if self.settings.health_path is not None and self.bus.connected:
             touch(self.settings.health_path)
+
+    def on_connected(self) -> None:
+        """After each (re)connect to the broker: announce the current status, mark healthy."""
+        self.publish_status(force=True)
+        self.mark_healthy()
 
     # -- tasks --------------------------------------------------------------------------
     def on_task(self, payload: bytes) -> None:
@@ -142,22 +146,16 @@ class Worker:
 @contextlib.asynccontextmanager
 async def run_worker(settings: WorkerSettings, backend: ModelBackend | None = None) -> AsyncIterator[Worker]:
     """Connect, serve tasks until the block exits, then drain, say offline and disconnect."""
-    password = read_secret("MQTT_PASSWORD_FILE", settings.mqtt_password_file)
+    password = settings.mqtt_password()
     settings.tls().check()
     backend = backend or make_backend(settings)
     results = ResultsClient(settings.results_endpoint, settings.tls(), settings.results_tls_server_name)
-    worker = Worker(settings, backend, results)
     bus = WorkerBus(
-        settings.worker_id,
-        password,
-        settings.mqtt_tls(),
-        BrokerAddress(settings.mqtt_host, settings.mqtt_port),
-        Topics(settings.topic_prefix),
-        worker.on_task,
-        lambda: (worker.publish_status(force=True), worker.mark_healthy()),
+        settings.worker_id, password, settings.mqtt_tls(),
+        BrokerAddress(settings.mqtt_host, settings.mqtt_port), Topics(settings.topic_prefix),
     )
-    worker._bus = bus
-    bus.start()
+    worker = Worker(settings, backend, results, bus)
+    bus.start(on_task=worker.on_task, on_connected=worker.on_connected)
     heartbeat = asyncio.create_task(worker.heartbeat())
     try:
         yield worker

@@ -1,4 +1,4 @@
-"""Worker settings (environment; secrets as *_FILE paths)."""
+"""Worker settings (environment; secrets as *_FILE paths, read here and nowhere else)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from common.settings import CommonSettings
+from common.secret_files import ConfigError, RotatingSecret
+from common.settings import CommaList, CommonSettings
 from common.topics import WORKER_ID_RE
 from worker.backends.gemini import DEFAULT_MODEL
 
@@ -36,7 +37,7 @@ class WorkerSettings(CommonSettings):
     model_backend: Literal["auto", "gemini", "echo"] = "auto"
     gemini_api_key_file: Path | None = None
     gemini_model: str = DEFAULT_MODEL
-    gemini_extra_models: tuple[str, ...] = ()
+    gemini_extra_models: CommaList = ()
     gemini_base_url: str | None = None
     gemini_timeout_s: float = Field(default=60.0, gt=0)
     echo_latency_s: float = Field(default=0.0, ge=0)
@@ -52,3 +53,9 @@ class WorkerSettings(CommonSettings):
         if self.model_backend == "auto":
             return "gemini" if self.gemini_api_key_file else "echo"
         return self.model_backend
+
+    def gemini_api_key(self) -> RotatingSecret:
+        """The Gemini key file, re-read when it changes (rotation without a restart)."""
+        if self.gemini_api_key_file is None:
+            raise ConfigError("MODEL_BACKEND=gemini needs GEMINI_API_KEY_FILE: point it at the key file")
+        return RotatingSecret("GEMINI_API_KEY_FILE", self.gemini_api_key_file)

@@ -6,14 +6,13 @@ import asyncio
 import logging
 import random
 import re
-from pathlib import Path
 from typing import Any
 
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from common.secret_files import ConfigError, read_secret
+from common.secret_files import ConfigError, RotatingSecret
 from worker.backends.base import ModelError
 
 logger = logging.getLogger(__name__)
@@ -21,42 +20,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "gemini-2.5-flash"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-
-
-class KeyFile:
-    """The Gemini key file; `current()` re-reads it when its modification time or size changes."""
-
-    def __init__(self, path: Path, setting: str = "GEMINI_API_KEY_FILE") -> None:
-        self.path = path
-        self.setting = setting
-        self._stamp: tuple[int, int] | None = None
-        self._key = ""
-        self.current()
-
-    def _file_stamp(self) -> tuple[int, int]:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return (-1, -1)
-        return (st.st_mtime_ns, st.st_size)
-
-    def current(self) -> tuple[str, bool]:
-        """The key and whether it changed since the last call. Raises ConfigError when unreadable."""
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
-            return self._key, False
-        try:
-            key = read_secret(self.setting, self.path)
-        except ConfigError:
-            if self._key:
-                logger.warning("%s=%s became unreadable; keeping the previous key", self.setting, self.path)
-                return self._key, False
-            raise
-        changed = bool(self._key) and key != self._key
-        self._stamp, self._key = stamp, key
-        if changed:
-            logger.info("Gemini key file changed: using the new key from now on")
-        return key, changed
 
 
 def retry_delay_s(exc: genai_errors.APIError) -> float | None:
@@ -106,7 +69,7 @@ class GeminiBackend:
 
     def __init__(
         self,
-        key_file: Path,
+        key: RotatingSecret,
         default_model: str = DEFAULT_MODEL,
         *,
         models: tuple[str, ...] = (),
@@ -116,7 +79,7 @@ class GeminiBackend:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 20.0,
     ) -> None:
-        self.key_file = KeyFile(key_file)
+        self.key = key
         self.default_model = default_model
         self._models = tuple(dict.fromkeys((default_model, *models)))
         self.base_url = base_url
@@ -132,7 +95,7 @@ class GeminiBackend:
 
     def _client_for_current_key(self) -> genai.Client:
         try:
-            key, changed = self.key_file.current()
+            key, changed = self.key.current()
         except ConfigError as exc:
             logger.error("%s", exc)
             raise ModelError("no_api_key", "The Gemini API key is not available. The operator must configure it.") from None

@@ -1,0 +1,42 @@
+"""Validation of a question at the edge: what the browser sent, turned into text and a model or refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MAX_MODEL_NAME_CHARS = 128
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    model: str
+
+
+class QueryRejected(Exception):
+    """A question that is not queued; `code` is stable, `message` is shown to the asker."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_query(data: Any, max_prompt_chars: int, default_model: str = "") -> Query:
+    """`data` is `"text"` or `{"text": ..., "model": ...}`; raises QueryRejected with a clear message."""
+    if isinstance(data, str):
+        text, model = data, ""
+    elif isinstance(data, dict):
+        text, model = data.get("text"), data.get("model", "")
+    else:
+        text, model = None, ""
+    if not isinstance(text, str) or not text.strip():
+        raise QueryRejected("bad_request", "Send a non-empty question as text.")
+    if not isinstance(model, str) or len(model) > MAX_MODEL_NAME_CHARS:
+        raise QueryRejected("bad_request", f"The model name must be text of at most {MAX_MODEL_NAME_CHARS} characters.")
+    if len(text) > max_prompt_chars:
+        raise QueryRejected(
+            "prompt_too_long", f"The question has {len(text)} characters; the limit is {max_prompt_chars}. Shorten it."
+        )
+    return Query(text, model or default_model)
