@@ -18,10 +18,11 @@ from typing import Any
 import psutil
 
 from bench.floor import measure_floor
-from bench.load import LoadClients, Results, percentile
+from bench.load import LoadClients, Results, log_in, percentile
 from bench.procstats import ProcessSampler
 from devstack.local_broker import free_port
-from devstack.local_run import LocalStack, run_local_stack
+from devstack.local_run import LocalStack, database_file, run_local_stack
+from devstack.users import create_users
 
 
 def lat(r: Results) -> str:
@@ -44,8 +45,20 @@ def stack_pids(stack: LocalStack) -> dict[str, int]:
     return pids
 
 
-async def system_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any]) -> None:
-    async with LoadClients(stack.url, stack.ca, args.clients) as load:
+# The per-user limits are checked on every question but set off, so that the figures are the system's
+# capacity, not the limits' (defaults: 20 a minute, 4 open per user).
+UNLIMITED = {"RATE_PER_MINUTE": "0", "MAX_OPEN_TASKS_PER_USER": "0"}
+
+
+def make_users(run_dir: Path, count: int) -> dict[str, str]:
+    """`count` users in the store the master of `run_dir` will open: one per load client."""
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return create_users(database_file(run_dir), [f"bench{i}" for i in range(count)])
+
+
+async def system_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any],
+                         cookies: list[str]) -> None:
+    async with LoadClients(stack.url, stack.ca, args.clients, cookies) as load:
         await load.closed_loop(1, 1.0, warmup_s=0)  # warm every path once
         with ProcessSampler(stack_pids(stack)) as sampler:
             t0 = time.perf_counter()
@@ -82,10 +95,11 @@ async def floor_figures(stack: LocalStack, pki: Path, args: argparse.Namespace, 
     print(f"  system / floor throughput: {report['ratio_system_to_floor_throughput']:.2f}")
 
 
-async def slot_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any]) -> None:
+async def slot_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any],
+                       cookies: list[str]) -> None:
     slots = args.workers * args.capacity
     tasks = 3 * slots
-    async with LoadClients(stack.url, stack.ca, min(args.clients, tasks)) as load:
+    async with LoadClients(stack.url, stack.ca, min(args.clients, tasks), cookies) as load:
         start = time.perf_counter()
         outcomes = await asyncio.gather(*(load.ask(load.clients[i % len(load.clients)]) for i in range(tasks)))
         elapsed = time.perf_counter() - start
@@ -96,11 +110,12 @@ async def slot_figures(stack: LocalStack, args: argparse.Namespace, report: dict
           f"{elapsed:.2f} s, {done / elapsed:.2f} tasks/s, utilisation {utilisation * 100:.1f} %")
 
 
-async def connection_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any]) -> None:
+async def connection_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any],
+                             cookies: list[str]) -> None:
     master = psutil.Process(stack.processes["master"].pid)
     before = master.memory_info().rss / 2**20
     start = time.perf_counter()
-    async with LoadClients(stack.url, stack.ca, args.connections) as load:
+    async with LoadClients(stack.url, stack.ca, args.connections, cookies) as load:  # users' cookies shared: tabs
         connect_s = time.perf_counter() - start
         await asyncio.sleep(1.0)
         held = sum(c.connected for c in load.clients)
@@ -120,19 +135,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="aisys-bench-") as tmp:
         pki = Path(tmp) / "pki"
         common = dict(workers=args.workers, capacity=args.capacity, pki_dir=pki, log_level=args.log_level,
-                      master_python=args.master_python, worker_python=args.worker_python)
+                      master_python=args.master_python, worker_python=args.worker_python, extra_env=UNLIMITED)
         print(f"master runs with {args.master_python or sys.executable}, workers with {args.worker_python or sys.executable}")
         print(f"\n[1] system: echo at 0 ms, {args.workers} workers x {args.capacity} slots")
+        accounts = make_users(Path(tmp) / "run1", args.clients)
         with run_local_stack(web_port=free_port(), run_dir=Path(tmp) / "run1", **common) as stack:  # type: ignore[arg-type]
-            asyncio.run(system_figures(stack, args, report))
+            cookies = asyncio.run(log_in(stack.url, stack.ca, accounts))
+            print(f"  {len(cookies)} users logged in, one per client")
+            asyncio.run(system_figures(stack, args, report, cookies))
             print("\n[2] transport floor: MQTT/TLS publish -> subscriber -> gRPC mTLS reply")
             asyncio.run(floor_figures(stack, pki, args, report))
             print("\n[4] connection scale")
-            asyncio.run(connection_figures(stack, args, report))
+            asyncio.run(connection_figures(stack, args, report, cookies))
         print(f"\n[3] slot utilisation: echo at {args.slot_latency:.1f} s")
+        accounts = make_users(Path(tmp) / "run2", args.clients)
         with run_local_stack(web_port=free_port(), run_dir=Path(tmp) / "run2", echo_latency_s=args.slot_latency,
                              **common) as stack:  # type: ignore[arg-type]
-            asyncio.run(slot_figures(stack, args, report))
+            cookies = asyncio.run(log_in(stack.url, stack.ca, accounts))
+            asyncio.run(slot_figures(stack, args, report, cookies))
     return report
 
 

@@ -14,6 +14,7 @@ import aiohttp
 import socketio
 
 from common.tls import TlsFiles, client_context
+from devstack.login_client import cookie_header, login_cookie
 
 PROMPT_PREFIX = "bench-"
 
@@ -42,10 +43,12 @@ def percentile(values: list[float], p: float) -> float:
 class LoadClients:
     """M Socket.IO clients sharing one aiohttp session; answers matched to questions by a unique prompt id."""
 
-    def __init__(self, url: str, ca: Path, count: int) -> None:
+    def __init__(self, url: str, ca: Path, count: int, cookies: list[str]) -> None:
         self.url = url
         self.ca = ca
         self.count = count
+        # Login sessions: client i is logged in as user i % len(cookies) (one user per client when equal).
+        self.cookies = cookies
         self.clients: list[socketio.AsyncClient] = []
         self._pending: dict[str, tuple[float, asyncio.Future[bool]]] = {}
         self._ids = itertools.count()
@@ -56,7 +59,7 @@ class LoadClients:
         self._session = aiohttp.ClientSession(connector=connector)
         sem = asyncio.Semaphore(50)  # connect in waves: TLS handshakes are CPU work on both sides
 
-        async def connect_one() -> socketio.AsyncClient:
+        async def connect_one(i: int) -> socketio.AsyncClient:
             # Offer permessage-deflate as every browser does (aiohttp does not by default), so the
             # connection-scale figure holds for browsers; the master refuses it (master/server.py).
             client = socketio.AsyncClient(http_session=self._session, reconnection=False,
@@ -64,10 +67,11 @@ class LoadClients:
             client.on("ai-response", self._on_answer)
             client.on("ai-error", self._on_error)
             async with sem:
-                await client.connect(self.url, transports=["websocket"], wait_timeout=30)
+                await client.connect(self.url, transports=["websocket"], wait_timeout=30,
+                                     headers=cookie_header(self.cookies[i % len(self.cookies)]))
             return client
 
-        self.clients = list(await asyncio.gather(*(connect_one() for _ in range(self.count))))
+        self.clients = list(await asyncio.gather(*(connect_one(i) for i in range(self.count))))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -143,3 +147,9 @@ class LoadClients:
         await asyncio.gather(*tasks)
         results.elapsed_s = time.perf_counter() - start
         return results
+
+
+async def log_in(url: str, ca: Path, accounts: dict[str, str]) -> list[str]:
+    """A session cookie per account, logged in as a browser does."""
+    context = client_context(TlsFiles(ca=ca))
+    return list(await asyncio.gather(*(login_cookie(url, context, n, p) for n, p in accounts.items())))

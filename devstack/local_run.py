@@ -22,10 +22,16 @@ from pathlib import Path
 
 from devstack.broker_config import REPO_ROOT
 from devstack.local_broker import free_port, run_broker, stop_process
+from devstack.users import DEMO_USER, ensure_demo_user
 from common.tls import TlsFiles, client_context
 
 DEFAULT_RUN_DIR = REPO_ROOT / ".run"
 DEFAULT_PKI_DIR = REPO_ROOT / "pki" / "out"
+
+
+def database_file(run_dir: Path) -> Path:
+    """The master's store in a local run (what scripts/users.sh uses by default)."""
+    return run_dir / "master.db"
 
 
 @dataclass
@@ -127,7 +133,7 @@ def run_local_stack(
             procs["master"] = _spawn("master", "master", _service_env(common, {
                 "MQTT_PASSWORD_FILE": str(creds / "mqtt_master_password"),
                 "TLS_CERT_FILE": str(pki_dir / "master.crt"), "TLS_KEY_FILE": str(pki_dir / "master.key"),
-                "WEB_HOST": "127.0.0.1", "WEB_PORT": str(web_port),
+                "WEB_HOST": "127.0.0.1", "WEB_PORT": str(web_port), "DATABASE_FILE": str(database_file(run_dir)),
                 "GRPC_HOST": "127.0.0.1", "GRPC_PORT": str(grpc_port),
                 "PUBLIC_ORIGINS": f"https://localhost:{web_port},https://127.0.0.1:{web_port}",
             }), logs, master_python or sys.executable)
@@ -175,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    DEFAULT_RUN_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    demo_password = ensure_demo_user(database_file(DEFAULT_RUN_DIR))
     try:
         with run_local_stack(workers=args.workers, capacity=args.capacity, web_port=args.web_port,
                              gemini_key_file=key_file, echo_latency_s=args.echo_latency,
@@ -182,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             model = "Gemini (key from GEMINI_API_KEY_FILE)" if key_file else "the offline echo model (no GEMINI_API_KEY_FILE)"
             print(f"ai-system is running with {args.workers} workers using {model}.")
             print(f"  Open:        {stack.url}")
+            if demo_password:
+                print(f"  Log in:      user {DEMO_USER}, password {demo_password}  (shown once; "
+                      f"change it: scripts/users.sh passwd {DEMO_USER})")
+            else:
+                print(f"  Log in:      user {DEMO_USER} (its password was shown at the first run; "
+                      f"reset it: scripts/users.sh passwd {DEMO_USER}; more users: scripts/users.sh add NAME)")
             print(f"  Trust CA:    {stack.ca}  (import it into your browser, or: curl --cacert {stack.ca} {stack.url}/healthz)")
             print(f"  Logs:        {stack.logs}/")
             print("  Stop:        Ctrl-C", flush=True)

@@ -1,15 +1,26 @@
-"""The Socket.IO side of the chat: the server and its events (`connect`, `disconnect`, `ai-query`)."""
+"""The Socket.IO side of the chat: the server and its events (`connect`, `disconnect`, `ai-query`).
+
+A connection needs a logged-in session; it joins its user's room, so every tab of that user gets
+every answer of that user, and no one else does.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
+from werkzeug.http import parse_cookie
 
+from master.auth import Auth
 from master.dispatcher import Dispatcher, QueueFull
 from master.queries import QueryRejected, parse_query
+from master.sessions import COOKIE_NAME, ActiveSession
 from master.settings import MasterSettings
+from master.store import Database
+from master.user_limits import LimitExceeded, UserLimiter, read_daily_count, utc_day
 
 logger = logging.getLogger(__name__)
 
@@ -26,37 +37,83 @@ def create_socketio(settings: MasterSettings) -> socketio.AsyncServer:
     )
 
 
+def owner_of(user_id: int) -> str:
+    """The task owner and Socket.IO room of a user."""
+    return f"user-{user_id}"
+
+
+@dataclass(frozen=True)
+class Connection:
+    session: ActiveSession
+
+    @property
+    def owner(self) -> str:
+        return owner_of(self.session.user.id)
+
+
 class ChatEvents:
     """Registers the chat's event handlers on `sio`; questions go to `dispatcher`."""
 
-    def __init__(self, sio: socketio.AsyncServer, dispatcher: Dispatcher, settings: MasterSettings) -> None:
+    def __init__(self, sio: socketio.AsyncServer, dispatcher: Dispatcher, settings: MasterSettings, auth: Auth,
+                 limiter: UserLimiter, db: Database) -> None:
         self.sio = sio
         self.dispatcher = dispatcher
         self.settings = settings
+        self.auth = auth
+        self.limiter = limiter
+        self.db = db
+        self.connections: dict[str, Connection] = {}
+        # Session hash -> last use, written to the store by the session watch.
+        self.touched: dict[str, float] = {}
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("ai-query", self.on_query)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        logger.info("session %s connected", sid)
+        cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(COOKIE_NAME)
+        session = await self.auth.session_for(cookie)
+        if session is None:
+            raise socketio.exceptions.ConnectionRefusedError("login required")
+        connection = Connection(session)
+        self.connections[sid] = connection
+        await self.sio.enter_room(sid, connection.owner)
+        logger.info("session %s connected (user %s)", sid, session.user.id)
         # The page checks a question's length before sending it (a question far over the
         # limit would otherwise exceed the message size and drop the connection).
         await self.sio.emit("limits", {"max_prompt_chars": self.settings.max_prompt_chars}, to=sid)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        dropped = self.dispatcher.cancel_session(sid)
+        connection = self.connections.pop(sid, None)
+        if connection is None:
+            return
+        if any(c.owner == connection.owner for c in self.connections.values()):
+            logger.info("session %s disconnected; the user has other connections", sid)
+            return
+        dropped = self.dispatcher.cancel_owner(connection.owner)
         logger.info("session %s disconnected; %d unfinished tasks dropped", sid, dropped)
 
     async def on_query(self, sid: str, data: Any) -> dict[str, Any]:
-        return self.handle_query(sid, data)
+        connection = self.connections.get(sid)
+        if connection is None:
+            return _error("not_logged_in", "Log in again.")
+        user = connection.session.user
+        if self.limiter.needs_daily_count(user.id):
+            day = utc_day()
+            self.limiter.load_daily_count(user.id, day, await self.db.run(read_daily_count, user.id, day))
+        return self.handle_query(sid, connection, data)
 
-    def handle_query(self, sid: str, data: Any) -> dict[str, Any]:
-        """Validate a query and queue it; the return value is the Socket.IO acknowledgement."""
+    def handle_query(self, sid: str, connection: Connection, data: Any) -> dict[str, Any]:
+        """Validate a query, apply the user's limits and queue it; the return value is the acknowledgement."""
+        user = connection.session.user
+        self.touched[connection.session.token_hash] = time.time()
         try:
             query = parse_query(data, self.settings.max_prompt_chars, self.settings.default_model)
-            task = self.dispatcher.submit(sid, query.text, query.model)
+            self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(connection.owner))
+            task = self.dispatcher.submit(connection.owner, query.text, query.model)
         except QueryRejected as exc:
             return _error(exc.code, exc.message)
+        except LimitExceeded as exc:
+            return _error(exc.code, exc.message, retry_after_s=exc.retry_after_s)
         except QueueFull:
             return _error("busy", "The service is at capacity. Try again in a minute.")
         logger.debug("queued, %d chars", len(query.text), extra={"task_id": task.task_id, "session": sid})
@@ -64,6 +121,21 @@ class ChatEvents:
             logger.debug("content prompt=%r", query.text, extra={"task_id": task.task_id})
         return {"task_id": task.task_id}
 
+    async def drop_sessions(self, ended: set[str]) -> None:
+        """Disconnect every connection whose session ended (logout, password change, disable, expiry)."""
+        for sid, connection in list(self.connections.items()):
+            if connection.session.token_hash in ended:
+                logger.info("session %s: its login session ended; disconnecting", sid)
+                await self.sio.disconnect(sid)
+        for token_hash in ended:
+            self.touched.pop(token_hash, None)
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+    async def on_logout(self, session: ActiveSession) -> None:
+        await self.drop_sessions({session.token_hash})
+
+
+def _error(code: str, message: str, retry_after_s: float | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if retry_after_s is not None:
+        error["retry_after_s"] = round(retry_after_s, 1)
+    return {"error": error}

@@ -1,4 +1,4 @@
-"""Delivery of outcomes to the Socket.IO session that asked, and the periodic summary of what was delivered."""
+"""Delivery of outcomes to the user who asked (their Socket.IO room), and the periodic summary of what was delivered."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class DeliveryStats:
 
 
 class Delivery:
-    """Emits `ai-response` / `ai-error` to the asker's session; called on the event loop by the dispatcher."""
+    """Emits `ai-response` / `ai-error` to the owner's room (every tab of that user); called on the event loop."""
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
@@ -61,6 +61,6 @@ class Delivery:
         else:
             event, payload = "ai-error", {"task_id": task.task_id, "code": outcome.error_code,
                                           "message": outcome.error_message}
-        emit = asyncio.get_running_loop().create_task(self.sio.emit(event, payload, to=task.session))
+        emit = asyncio.get_running_loop().create_task(self.sio.emit(event, payload, to=task.owner))
         self._emits.add(emit)
         emit.add_done_callback(self._emits.discard)

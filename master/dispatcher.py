@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import enum
-import heapq
 import hmac
-import itertools
 import logging
 import secrets
 import time
@@ -14,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from common.messages import StatusMessage, TaskMessage
+from master.fair_queue import FairQueue
 from master.registry import WorkerRegistry
 
 logger = logging.getLogger(__name__)
@@ -55,7 +54,8 @@ class WorkerResult:
 @dataclass
 class Task:
     task_id: str
-    session: str
+    # Who asked: the answer goes to every connection of this owner (a user id), and to no one else.
+    owner: str
     prompt: str
     model: str
     priority: int
@@ -64,7 +64,7 @@ class Task:
     attempts: int = 0
     worker_id: str | None = None
     assigned_at: float | None = None
-    # The asker left while a worker was on it: the slot stays taken until the result, which is dropped.
+    # The owner left while a worker was on it: the slot stays taken until the result, which is dropped.
     abandoned: bool = False
 
 
@@ -104,61 +104,73 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.max_queue = max_queue
         self.tasks: dict[str, Task] = {}
-        self._queue: list[tuple[int, int, str]] = []  # (-priority, sequence, task_id): a FIFO per priority
-        self._seq = itertools.count()
+        self._queue = FairQueue()
+        # Tasks each owner has queued or running (for the per-user in-flight limit).
+        self._open: dict[str, int] = {}
 
     # -- intake -----------------------------------------------------------------------
-    def submit(self, session: str, prompt: str, model: str = "", priority: int = 0) -> Task:
+    def submit(self, owner: str, prompt: str, model: str = "", priority: int = 0) -> Task:
         if len(self._queue) >= self.max_queue:
             raise QueueFull(f"the queue holds {self.max_queue} tasks")
-        task = Task(uuid.uuid4().hex, session, prompt, model, priority, time.time())
+        task = Task(uuid.uuid4().hex, owner, prompt, model, priority, time.time())
         self.tasks[task.task_id] = task
-        self._enqueue(task)
+        self._open[owner] = self._open.get(owner, 0) + 1
+        self._queue.push(task.task_id, owner, priority)
         self.pump()
         return task
-
-    def _enqueue(self, task: Task) -> None:
-        heapq.heappush(self._queue, (-task.priority, next(self._seq), task.task_id))
 
     @property
     def queued(self) -> int:
         return len(self._queue)
 
-    def cancel_session(self, session: str) -> int:
-        """A session went away: drop its queued tasks, abandon its running ones; returns how many."""
-        mine = [t for t in self.tasks.values() if t.session == session]
+    def open_tasks(self, owner: str) -> int:
+        """How many of `owner`'s tasks are queued or running."""
+        return self._open.get(owner, 0)
+
+    def cancel_owner(self, owner: str) -> int:
+        """The owner went away: drop their queued tasks, abandon their running ones; returns how many."""
+        mine = [t for t in self.tasks.values() if t.owner == owner and not t.abandoned]
         for task in mine:
             if task.worker_id is None:
-                del self.tasks[task.task_id]  # its queue entry is skipped when popped
+                self._queue.discard(task.task_id)
+                self._forget(task)
             else:
                 task.abandoned = True  # the worker is still busy with it: its slot frees on the result
         return len(mine)
 
+    def _forget(self, task: Task) -> None:
+        if self.tasks.pop(task.task_id, None) is not None:
+            left = self._open.get(task.owner, 0) - 1
+            if left > 0:
+                self._open[task.owner] = left
+            else:
+                self._open.pop(task.owner, None)
+
     # -- assignment -------------------------------------------------------------------
+    def _can_place(self, task_id: str) -> bool:
+        return self.registry.pick(self.tasks[task_id].model) is not None
+
     def pump(self) -> None:
-        """Hand queued tasks to workers with free slots, highest priority first, FIFO within one."""
-        skipped: list[tuple[int, int, str]] = []
-        while self._queue and self.registry.total_free_slots() > 0:
-            entry = heapq.heappop(self._queue)
-            task = self.tasks.get(entry[2])
-            if task is None:
-                continue  # cancelled while queued
+        """Hand queued tasks to workers with free slots: priority, then round-robin across owners, FIFO per owner."""
+        while len(self._queue) and self.registry.total_free_slots() > 0:
+            task_id = self._queue.take(self._can_place)
+            if task_id is None:
+                return  # no free worker offers the model of any owner's next task
+            task = self.tasks[task_id]
             worker = self.registry.pick(task.model)
-            if worker is None:
-                skipped.append(entry)  # no free worker offers this model; others may still run
-                continue
+            if worker is None:  # cannot happen (_can_place just found one), but never lose the task
+                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                return
             message = TaskMessage(
                 task_id=task.task_id, token=task.token, prompt=task.prompt, model=task.model,
                 priority=task.priority, deadline=time.time() + self.task_timeout_s,
             )
             if not self.publish(worker.worker_id, message):
-                skipped.append(entry)
-                break  # the bus is down: keep everything queued
+                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                return  # the bus is down: keep everything queued
             task.worker_id, task.assigned_at = worker.worker_id, time.monotonic()
             task.attempts += 1
             worker.assigned.add(task.task_id)
-        for entry in skipped:
-            heapq.heappush(self._queue, entry)
 
     def _release(self, task: Task) -> None:
         if task.worker_id and task.worker_id in self.registry.workers:
@@ -183,13 +195,13 @@ class Dispatcher:
                 continue
             self._release(task)
             if task.abandoned:
-                del self.tasks[task_id]
+                self._forget(task)
             elif task.attempts >= self.max_attempts:
                 self._finish(task, Outcome(task.task_id, error_code="worker_lost",
                                            error_message="The workers handling this question stopped. Please ask again."))
             else:
                 logger.warning("back in the queue: worker %s", why, extra={"task_id": task_id, "worker_id": worker_id})
-                self._enqueue(task)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True)
         info.assigned.clear()
         self.pump()
 
@@ -226,6 +238,6 @@ class Dispatcher:
         return task
 
     def _finish(self, task: Task, outcome: Outcome) -> None:
-        self.tasks.pop(task.task_id, None)
+        self._forget(task)
         if not task.abandoned:
             self.deliver(task, outcome)

@@ -1,23 +1,31 @@
-"""The HTTP routes of the chat: the page, its static files and `/healthz` (Quart)."""
+"""The HTTP routes of the chat: the page (for logged-in users), its static files, login and `/healthz` (Quart)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from quart import Quart, jsonify
+from quart import Quart, jsonify, redirect
 
+from master.auth import Auth
+from master.login_routes import MAX_FORM_BYTES, current_session, register_login_routes
+from master.sessions import ActiveSession
 from master.static_files import StaticFiles
 
 
-def create_http_app(static: StaticFiles, health: Callable[[], tuple[dict[str, Any], int]], secret_key: str) -> Quart:
-    """The Quart app; `secret_key` signs its session cookies."""
+def create_http_app(static: StaticFiles, health: Callable[[], tuple[dict[str, Any], int]], auth: Auth,
+                    origins: tuple[str, ...], session_max_s: float,
+                    on_logout: Callable[[ActiveSession], Awaitable[None]]) -> Quart:
     app = Quart(__name__, static_folder=None)
-    app.secret_key = secret_key
+    app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES  # no route takes a larger body
 
     @app.get("/")
     async def index() -> Any:
-        return static.response("index.html")
+        if await current_session(auth) is None:
+            return redirect("/login", 303)
+        response = static.response("index.html")
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/static/<path:name>")
     async def static_file(name: str) -> Any:
@@ -28,4 +36,5 @@ def create_http_app(static: StaticFiles, health: Callable[[], tuple[dict[str, An
         body, status = health()
         return jsonify(body), status
 
+    register_login_routes(app, auth, origins, session_max_s, on_logout)
     return app

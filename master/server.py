@@ -11,9 +11,14 @@ from dataclasses import dataclass
 import socketio
 
 from common.mqtt_connect import BrokerAddress
+from common.secret_files import ConfigError
+from common.tls import TlsFiles
 from common.topics import Topics
+from master.accounts import AccountError, Passwords, add_user, check_password, count_users
+from master.auth import Auth
 from master.bus import MasterBus
 from master.chat_events import ChatEvents, create_socketio
+from master.login_throttle import LoginThrottle
 from master.delivery import Delivery, DeliveryStats
 from master.dispatcher import Dispatcher
 from master.health import HealthCheck
@@ -22,8 +27,13 @@ from master.https_server import serve_https
 from master.registry import WorkerRegistry
 from master.results import run_results_server
 from master.security_headers import SecurityHeaders
+from master.session_watch import SessionWatch
+from master.socketio_gate import SocketIOGate
+from master.sessions import CookieSigner, SessionLifetime
 from master.settings import MasterSettings
 from master.static_files import StaticFiles
+from master.store import Database, open_database
+from master.user_limits import Limits, UserLimiter
 
 logger = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 1.0
@@ -37,6 +47,27 @@ class RunningMaster:
     grpc_port: int
     dispatcher: Dispatcher
     bus: MasterBus
+    db: Database
+    chat: ChatEvents
+    auth: Auth
+
+
+async def seed_initial_admin(settings: MasterSettings, db: Database, auth: Auth) -> None:
+    """At the first start of an empty store, create the admin from INITIAL_ADMIN_PASSWORD_FILE (if set)."""
+    if settings.initial_admin_password_file is None or await db.run(count_users) > 0:
+        return
+    try:
+        password = check_password(settings.initial_admin_password())
+    except AccountError as exc:
+        raise ConfigError(f"INITIAL_ADMIN_PASSWORD_FILE={settings.initial_admin_password_file}: {exc}") from None
+    await db.run(add_user, settings.initial_admin_name, await auth.hash_password(password), "admin")
+    logger.info("created the first admin user %r from INITIAL_ADMIN_PASSWORD_FILE", settings.initial_admin_name)
+
+
+def user_limits(settings: MasterSettings) -> Limits:
+    return Limits(per_minute=settings.rate_per_minute, burst=settings.rate_burst,
+                  open_tasks=settings.max_open_tasks_per_user, daily_quota=settings.daily_quota,
+                  exempt_admins=settings.limits_exempt_admins)
 
 
 async def _sweep(dispatcher: Dispatcher, stats: DeliveryStats) -> None:
@@ -57,6 +88,26 @@ async def run_master(settings: MasterSettings) -> AsyncIterator[RunningMaster]:
     password = settings.mqtt_password()
     tls = settings.tls()
     tls.check()
+    db = await open_database(settings.database_file)
+    lifetime = SessionLifetime(settings.session_idle_s, settings.session_max_s)
+    auth = Auth(
+        db, Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib),
+        CookieSigner(settings.session_secret()), lifetime,
+        by_name=LoginThrottle(settings.login_max_failures, settings.login_lockout_s),
+        by_address=LoginThrottle(settings.login_max_failures_per_address, settings.login_lockout_s),
+    )
+    try:
+        await seed_initial_admin(settings, db, auth)
+        async with _serve(settings, password, tls, db, auth, lifetime) as running:
+            yield running
+    finally:
+        auth.close()
+        db.close()
+
+
+@contextlib.asynccontextmanager
+async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Database, auth: Auth,
+                 lifetime: SessionLifetime) -> AsyncIterator[RunningMaster]:
     sio = create_socketio(settings)
     delivery = Delivery(sio)
     bus = MasterBus(password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
@@ -69,17 +120,25 @@ async def run_master(settings: MasterSettings) -> AsyncIterator[RunningMaster]:
         max_attempts=settings.max_attempts,
         max_queue=settings.max_queue,
     )
-    ChatEvents(sio, dispatcher, settings)
-    http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher).report,
-                           secret_key=settings.session_secret())
-    asgi = SecurityHeaders(socketio.ASGIApp(sio, other_asgi_app=http))
+    limiter = UserLimiter(user_limits(settings))
+    chat = ChatEvents(sio, dispatcher, settings, auth, limiter, db)
+    watch = SessionWatch(chat, db, lifetime, limiter)
+    http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher).report, auth,
+                           settings.public_origins, settings.session_max_s, chat.on_logout)
+    asgi = SecurityHeaders(SocketIOGate(socketio.ASGIApp(sio, other_asgi_app=http), auth.session_for))
     async with run_results_server(dispatcher, tls, settings.grpc_host, settings.grpc_port) as grpc_port:
         async with serve_https(asgi, tls, settings.web_host, settings.web_port, settings.max_message_bytes) as web_port:
             bus.start(on_status=dispatcher.on_status, on_connected=dispatcher.pump)
             sweeper = asyncio.create_task(_sweep(dispatcher, delivery.stats))
+            watcher = asyncio.create_task(watch.run())
             logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
             try:
-                yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus)
+                yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth)
             finally:
                 sweeper.cancel()
+                watcher.cancel()
                 await bus.stop()
+                try:
+                    await watch.check_once()  # the last daily counts
+                except Exception:
+                    logger.exception("could not save the last daily counts")

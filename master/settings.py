@@ -26,8 +26,32 @@ class MasterSettings(CommonSettings):
         description="the browser origins allowed to chat, comma-separated, e.g. PUBLIC_ORIGINS=https://chat.example.org",
     )
 
-    # Signs session cookies (Quart's secret_key); a random per-process key when unset.
+    # Signs session cookies; a random per-process key when unset (sessions then end with the process).
     session_secret_file: Path | None = None
+    session_idle_s: float = Field(default=1800.0, gt=0)
+    session_max_s: float = Field(default=43_200.0, gt=0)
+
+    # The store: users, sessions, daily counts (SQLite, WAL). On a volume in the stack.
+    database_file: Path = Path("/var/lib/ai-system/master.db")
+    # Read once, at the first start of an empty store: the password of the first admin.
+    initial_admin_password_file: Path | None = None
+    initial_admin_name: str = "admin"
+    # argon2id cost (OWASP profile 1); tests may lower it.
+    password_hash_memory_kib: int = Field(default=47_104, ge=8_192)
+    password_hash_time_cost: int = Field(default=1, ge=1)
+
+    # Failed logins before a name or a client address is locked out, and for how long.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_lockout_s: float = Field(default=300.0, gt=0)
+
+    # Per-user limits (0 = off): questions a minute (token bucket with this burst), questions queued
+    # or running at once, questions a UTC day. Admins are limited too unless LIMITS_EXEMPT_ADMINS.
+    rate_per_minute: float = Field(default=20.0, ge=0)
+    rate_burst: int = Field(default=5, ge=1)
+    max_open_tasks_per_user: int = Field(default=4, ge=0)
+    daily_quota: int = Field(default=0, ge=0)
+    limits_exempt_admins: bool = False
 
     grpc_host: str = "0.0.0.0"
     grpc_port: int = Field(default=50051, ge=0, le=65535)
@@ -67,3 +91,7 @@ class MasterSettings(CommonSettings):
             register_secret(key)
             return key
         return read_secret("SESSION_SECRET_FILE", self.session_secret_file)
+
+    def initial_admin_password(self) -> str:
+        """The first admin's password (read only when the store has no user yet)."""
+        return read_secret("INITIAL_ADMIN_PASSWORD_FILE", self.initial_admin_password_file)

@@ -28,8 +28,8 @@ def spki_pin(cert_path: Path) -> str:
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/test.sh installs it as root)")
 async def test_browser_sends_a_message_and_sees_the_answer(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
-    """Load the chat over HTTPS, see 'connected', send a question, see the worker's answer; a question over
-    the limit gets a clear error and is kept; no console errors."""
+    """Log in over HTTPS, see 'connected' and who is logged in, ask and see the worker's answer; a question over
+    the limit gets a clear error and is kept; log out and land on the login form; no console errors."""
     from playwright.async_api import async_playwright
 
     async with local_stack(pki, broker, workers=1) as stack, async_playwright() as pw:
@@ -45,8 +45,17 @@ async def test_browser_sends_a_message_and_sees_the_answer(pki: Pki, broker: Run
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
+            account = await stack.new_user()
             await page.goto(stack.url + "/")
+            await page.wait_for_selector("#login-button", timeout=10_000)  # not logged in: the login form
+            await page.fill("#name", account.name)
+            await page.fill("#password", "wrong password!")
+            await page.click("#login-button")
+            await page.wait_for_selector("#login-error >> text=Wrong user name or password.", timeout=10_000)
+            await page.fill("#password", account.password)
+            await page.click("#login-button")
             await page.wait_for_selector("#state.connected", timeout=10_000)
+            await page.wait_for_selector(f"#user >> text={account.name}", timeout=5_000)
             await page.fill("#question", "hello from chromium")
             await page.click("#send")
             answer = page.locator(".msg.ai").last
@@ -62,6 +71,10 @@ async def test_browser_sends_a_message_and_sees_the_answer(pki: Pki, broker: Run
             await page.wait_for_selector(".msg.error >> text=the limit is 8000", timeout=5_000)
             assert await page.input_value("#question") == too_long
             await page.screenshot(path=str(tmp_path / "chat.png"))
-            assert errors == []
+            await page.click("#logout")
+            await page.wait_for_selector("#login-button", timeout=10_000)
+            assert page.url.endswith("/login")
+            # The login page's failed attempt is a 401 response, which Chromium reports as a console error.
+            assert [e for e in errors if "401" not in e] == []
         finally:
             await browser.close()

@@ -136,18 +136,44 @@ def test_full_queue_refuses() -> None:
         h.d.submit("s", "c")
 
 
-def test_cancel_session_drops_queued_and_abandons_running_tasks() -> None:
-    """Queued tasks of a departed session go; a running one keeps its slot until its result, then is dropped."""
+def test_cancel_owner_drops_queued_and_abandons_running_tasks() -> None:
+    """Queued tasks of a departed owner go; a running one keeps its slot until its result, then is dropped."""
     h = Harness()
     h.worker("w1")
     running = h.d.submit("gone", "a")
     h.d.submit("gone", "b")
     h.d.submit("stays", "c")
-    assert h.d.cancel_session("gone") == 2
+    assert h.d.cancel_owner("gone") == 2
+    assert h.d.queued == 1 and h.d.open_tasks("gone") == 1  # b is gone; a still runs
     assert [m.prompt for _, m in h.published] == ["a"]  # the worker is still busy with a
     h.d.accept_result(h.result(running.task_id))
     assert h.delivered == []  # nobody to deliver to
     assert [m.prompt for _, m in h.published] == ["a", "c"]  # the slot freed by a's result went to c
+    assert h.d.open_tasks("gone") == 0
+
+
+def test_queue_is_fair_across_owners() -> None:
+    """A queues 200, then B asks one: with one slot, B's task is the second one handed out, not the 201st."""
+    h = Harness()
+    for i in range(200):
+        h.d.submit("A", f"a{i}")
+    b = h.d.submit("B", "b")
+    h.worker("w1", capacity=1)
+    for _ in range(2):
+        h.d.accept_result(h.result(h.published[-1][1].task_id))
+    assert [m.prompt for _, m in h.published[:3]] == ["a0", "b", "a1"]
+    assert b.task_id in {m.task_id for _, m in h.published}
+
+
+def test_open_tasks_count_queued_and_running_until_answered() -> None:
+    """The per-owner count rises on submit and falls on the answer (it feeds the in-flight limit)."""
+    h = Harness()
+    h.worker("w1", capacity=1)
+    first = h.d.submit("A", "a")
+    h.d.submit("A", "b")
+    assert h.d.open_tasks("A") == 2 and h.d.open_tasks("B") == 0
+    h.d.accept_result(h.result(first.task_id))
+    assert h.d.open_tasks("A") == 1
 
 
 def test_result_checks() -> None:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 async def test_query_gets_the_workers_answer(pki: Pki, broker: RunningBroker) -> None:
     """One question over HTTPS (client verifies our CA) comes back answered by the echo model."""
-    async with local_stack(pki, broker) as stack, chat_client(pki, stack.url) as client:
+    async with local_stack(pki, broker) as stack, chat_client(pki, stack.url, cookie=stack.cookie) as client:
         ack = await client.ask({"text": "hello there"})
         assert set(ack) == {"task_id"}
         response = await client.next_response()
@@ -29,9 +29,9 @@ async def test_query_gets_the_workers_answer(pki: Pki, broker: RunningBroker) ->
 
 
 async def test_ten_clients_fifty_in_flight_each_get_only_their_own(pki: Pki, broker: RunningBroker) -> None:
-    """10 clients x 5 queries, all in flight at once (workers slow): every answer reaches only its asker."""
+    """10 users x 5 queries, all in flight at once (workers slow): every answer reaches only its asker."""
     async with local_stack(pki, broker, workers=2, capacity=8, worker_overrides={"echo_latency_s": 0.2}) as stack:
-        clients = [await _connect(pki, stack.url) for _ in range(10)]
+        clients = [await _connect(pki, stack.url, await stack.login(await stack.new_user())) for _ in range(10)]
         try:
             asked: dict[int, dict[str, str]] = {}
             acks = await asyncio.gather(
@@ -51,10 +51,10 @@ async def test_ten_clients_fifty_in_flight_each_get_only_their_own(pki: Pki, bro
                 await client.close()
 
 
-async def _connect(pki: Pki, url: str):  # type: ignore[no-untyped-def]
+async def _connect(pki: Pki, url: str, cookie: str):  # type: ignore[no-untyped-def]
     from tests.stack_helpers import ChatClient
 
-    client = ChatClient(pki)
+    client = ChatClient(pki, cookie=cookie)
     await client.connect(url)
     return client
 
@@ -65,7 +65,7 @@ async def _connect(pki: Pki, url: str):  # type: ignore[no-untyped-def]
 )
 async def test_bad_query_gets_a_clear_error_and_no_task(pki: Pki, broker: RunningBroker, payload: object, code: str) -> None:
     """Empty, non-text or oversized questions are refused at the edge with a message that says the fix."""
-    async with local_stack(pki, broker, workers=1) as stack, chat_client(pki, stack.url) as client:
+    async with local_stack(pki, broker, workers=1) as stack, chat_client(pki, stack.url, cookie=stack.cookie) as client:
         ack = await client.ask(payload)
         assert ack["error"]["code"] == code and ack["error"]["message"]
         if code == "prompt_too_long":
@@ -78,7 +78,7 @@ async def test_dead_worker_task_is_requeued_to_a_live_one(pki: Pki, broker: Runn
     async with local_stack(
         pki, broker, workers=1, capacity=1, worker_overrides={"echo_latency_s": 30, "drain_timeout_s": 0.1}
     ) as slow:
-        async with chat_client(pki, slow.url) as client:
+        async with chat_client(pki, slow.url, cookie=slow.cookie) as client:
             dispatcher = slow.master.dispatcher
             ack = await client.ask("survive a dead worker")
             await wait_until(lambda: dispatcher.tasks[ack["task_id"]].worker_id is not None, what="assignment")
@@ -119,7 +119,7 @@ async def test_gemini_answer_and_error_reach_the_browser_without_the_key(
     async with run_fake_gemini() as fake:
         overrides = {"gemini_api_key_file": key_file, "gemini_base_url": fake.url}
         async with local_stack(pki, broker, workers=1, worker_overrides=overrides) as stack:
-            async with chat_client(pki, stack.url) as client:
+            async with chat_client(pki, stack.url, cookie=stack.cookie) as client:
                 await client.ask("ping")
                 ok = await client.next_response()
                 assert ok["event"] == "ai-response" and ok["answer"] == "Gemini says: ping"

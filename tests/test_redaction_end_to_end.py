@@ -16,7 +16,7 @@ import pytest
 from devstack.local_run import run_local_stack
 from devstack.local_broker import free_port
 from tests.fake_gemini import error_body, fake_gemini_in_thread, invalid_key_body
-from tests.stack_helpers import ChatClient
+from tests.stack_helpers import ChatClient, LoginFailed, login_cookie
 from tests.test_gemini_backend import fake_key
 from tests.conftest import Pki, make_pki
 
@@ -45,6 +45,9 @@ async def test_no_secret_in_any_process_output_or_browser_error(tmp_path: Path) 
     session_secret = os.urandom(24).hex()
     session_file = tmp_path / "session_secret"
     session_file.write_text(session_secret)
+    admin_password = "admin-" + os.urandom(12).hex()
+    admin_file = tmp_path / "initial_admin_password"
+    admin_file.write_text(admin_password + "\n")
     run_dir = tmp_path / "run"
     browser_errors: list[dict[str, str]] = []
 
@@ -52,12 +55,17 @@ async def test_no_secret_in_any_process_output_or_browser_error(tmp_path: Path) 
         stack_cm = run_local_stack(
             workers=2, web_port=free_port(), pki_dir=pki.out, run_dir=run_dir, gemini_key_file=key_file,
             gemini_base_url=fake.url, log_level="DEBUG",
-            extra_env={"LOG_CONTENT": "true", "SESSION_SECRET_FILE": str(session_file)},
+            extra_env={"LOG_CONTENT": "true", "SESSION_SECRET_FILE": str(session_file),
+                       "INITIAL_ADMIN_PASSWORD_FILE": str(admin_file)},
         )
         # run_local_stack makes credentials in pki_dir/credentials: the same files make_pki wrote.
         stack = await asyncio.to_thread(stack_cm.__enter__)
         try:
-            client = ChatClient(pki)
+            # A failed login with a password-like string, then the admin seeded from its secret file.
+            with pytest.raises(LoginFailed):
+                await login_cookie(pki, stack.url, "admin", admin_password[::-1])
+            cookie = await login_cookie(pki, stack.url, "admin", admin_password)
+            client = ChatClient(pki, cookie=cookie)
             await client.connect(stack.url)
             try:
                 # Success, with the key itself inside the prompt (content logging is on).
@@ -78,6 +86,8 @@ async def test_no_secret_in_any_process_output_or_browser_error(tmp_path: Path) 
     assert [e["event"] for e in browser_errors] == ["ai-error", "ai-error"]
     assert len(fake.requests) >= 6 and all(r.api_key == key for r in fake.requests)
     secrets_ = secret_values(pki, key, session_secret)
+    secrets_.update({"admin password": admin_password, "wrong password tried": admin_password[::-1],
+                     "session cookie": cookie.split(".")[0]})
     outputs = sorted((run_dir / "logs").glob("*.log"))
     assert {p.name for p in outputs} == {"mosquitto.log", "master.log", "worker-1.log", "worker-2.log"}
     worker_text = "".join((run_dir / "logs" / f"worker-{i}.log").read_text() for i in (1, 2))

@@ -41,7 +41,7 @@ async def pending(pki: Pki, broker: RunningBroker) -> AsyncIterator[Pending]:
     async with local_stack(
         pki, broker, workers=2, capacity=1, worker_overrides={"echo_latency_s": 60, "drain_timeout_s": 0.1}
     ) as stack:
-        async with chat_client(pki, stack.url) as client:
+        async with chat_client(pki, stack.url, cookie=stack.cookie) as client:
             ack = await client.ask("who may answer this?")
             d = stack.master.dispatcher
             await wait_until(lambda: d.tasks[ack["task_id"]].worker_id is not None, what="assignment")

@@ -13,6 +13,7 @@ import yarl
 from devstack.local_broker import RunningBroker
 from master.security_headers import CONTENT_SECURITY_POLICY
 from tests.conftest import Pki
+from master.sessions import COOKIE_NAME
 from tests.stack_helpers import ChatClient, https_session, local_stack
 
 pytestmark = pytest.mark.integration
@@ -42,25 +43,26 @@ async def test_client_trusting_another_ca_refuses_the_master(pki: Pki, other_pki
 
 
 async def test_socketio_handshake_with_foreign_origin_is_refused(pki: Pki, broker: RunningBroker) -> None:
-    """Origin https://evil.example is not in PUBLIC_ORIGINS: the Socket.IO connection is refused."""
+    """Origin https://evil.example is not in PUBLIC_ORIGINS: the Socket.IO connection is refused, even with a valid login."""
     async with local_stack(pki, broker, workers=0) as stack:
-        client = ChatClient(pki, origin="https://evil.example")
+        client = ChatClient(pki, origin="https://evil.example", cookie=stack.cookie)
         with pytest.raises(socketio.exceptions.ConnectionError):
             await client.connect(stack.url)
         await client.close()
         # The same handshake over HTTP long-polling: the server answers 400.
         async with https_session(pki.tls()) as http:
             url = stack.url + "/socket.io/?EIO=4&transport=polling"
-            async with http.get(url, headers={"Origin": "https://evil.example"}) as resp:
+            cookie = {"Cookie": f"{COOKIE_NAME}={stack.cookie}"}
+            async with http.get(url, headers={"Origin": "https://evil.example", **cookie}) as resp:
                 assert resp.status == 400
-            async with http.get(url, headers={"Origin": stack.url}) as resp:
+            async with http.get(url, headers={"Origin": stack.url, **cookie}) as resp:
                 assert resp.status == 200  # control: our own origin is accepted
 
 
 async def test_socketio_handshake_with_own_origin_is_accepted(pki: Pki, broker: RunningBroker) -> None:
     """Control: the configured https origin connects (python-socketio's default would refuse it)."""
     async with local_stack(pki, broker, workers=0) as stack:
-        client = ChatClient(pki, origin=stack.url)
+        client = ChatClient(pki, origin=stack.url, cookie=stack.cookie)
         await client.connect(stack.url)
         assert client.sio is not None and client.sio.connected
         await client.close()
@@ -78,7 +80,7 @@ async def test_security_headers_are_present(pki: Pki, broker: RunningBroker, pat
         assert "frame-ancestors 'none'" in h["Content-Security-Policy"]
         assert "unsafe-inline" not in h["Content-Security-Policy"]
         assert h["X-Content-Type-Options"] == "nosniff"
-        assert h["Referrer-Policy"] == "no-referrer"
+        assert h["Referrer-Policy"] == "same-origin"
 
 
 async def test_chat_page_has_no_inline_script_and_no_cdn(pki: Pki, broker: RunningBroker) -> None:
@@ -107,10 +109,10 @@ async def test_static_serves_only_the_chat_files(pki: Pki, broker: RunningBroker
         assert "import" not in body
 
 
-async def _open_engineio_websocket(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:
-    """A raw Engine.IO WebSocket from our own origin, offering permessage-deflate as every browser does."""
+async def _open_engineio_websocket(http: aiohttp.ClientSession, url: str, cookie: str) -> aiohttp.ClientWebSocketResponse:
+    """A raw Engine.IO WebSocket from our own origin, logged in, offering permessage-deflate as every browser does."""
     ws = await http.ws_connect(url.replace("https://", "wss://") + "/socket.io/?EIO=4&transport=websocket",
-                               origin=url, compress=15)
+                               origin=url, compress=15, headers={"Cookie": f"{COOKIE_NAME}={cookie}"})
     opened = await ws.receive(timeout=5)
     assert opened.type == aiohttp.WSMsgType.TEXT and opened.data.startswith("0{")  # Engine.IO "open"
     return ws
@@ -120,7 +122,7 @@ async def test_websocket_compression_offer_is_refused(pki: Pki, broker: RunningB
     """permessage-deflate is never negotiated: no zlib state per connection, no compression side channel."""
     async with local_stack(pki, broker, workers=0) as stack:
         async with https_session(pki.tls()) as http:
-            ws = await _open_engineio_websocket(http, stack.url)
+            ws = await _open_engineio_websocket(http, stack.url, stack.cookie)
             assert ws.compress == 0, "the server accepted permessage-deflate"
             await ws.close()
 
@@ -130,7 +132,7 @@ async def test_oversized_websocket_message_closes_with_1009(pki: Pki, broker: Ru
     async with local_stack(pki, broker, workers=0) as stack:
         limit = stack.master.settings.max_message_bytes
         async with https_session(pki.tls()) as http:
-            ws = await _open_engineio_websocket(http, stack.url)
+            ws = await _open_engineio_websocket(http, stack.url, stack.cookie)
             await ws.send_str("40")  # Socket.IO connect
             while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT and not msg.data.startswith("40"):
                 pass

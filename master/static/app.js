@@ -1,4 +1,6 @@
-// ai-system chat client: sends "ai-query", shows "ai-response" / "ai-error" and the connection state.
+// ai-system chat client: sends "ai-query", shows "ai-response" / "ai-error", the connection state,
+// who is logged in, and logs out. Answers go to every tab of the user: one asked in another tab is
+// shown here too, once its own acknowledgement could not be the reason it came.
 "use strict";
 (function () {
   const log = document.getElementById("log");
@@ -9,6 +11,24 @@
   const pending = new Map(); // task_id -> bubble element
   const early = new Map(); // task_id -> [kind, text, meta] for answers that beat their acknowledgement
   let maxChars = Infinity; // the server's limit, sent on connect ("limits")
+  let csrf = ""; // for logout, from /session
+  const OTHER_TAB_MS = 3000; // an answer with no acknowledgement here by then was asked in another tab
+
+  function toLogin() { window.location.assign("/login"); }
+
+  async function loadSession() {
+    const resp = await fetch("/session", { credentials: "same-origin", cache: "no-store" });
+    if (resp.status === 401) { toLogin(); return; }
+    if (!resp.ok) return;
+    const s = await resp.json();
+    csrf = s.csrf;
+    document.getElementById("user").textContent = s.user + (s.role === "admin" ? " (admin)" : "");
+  }
+
+  document.getElementById("logout").addEventListener("click", async () => {
+    const resp = await fetch("/logout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrf } });
+    if (resp.ok || resp.status === 401) toLogin();
+  });
 
   function setState(name, text) {
     state.className = "state " + name;
@@ -34,7 +54,15 @@
   function resolve(taskId, kind, text, meta) {
     const el = pending.get(taskId);
     pending.delete(taskId);
-    if (!el) { early.set(taskId, [kind, text, meta]); return; }
+    if (!el) {
+      early.set(taskId, [kind, text, meta]);
+      setTimeout(() => { // not ours to wait for: a question from another tab of this user
+        if (!early.has(taskId)) return;
+        early.delete(taskId);
+        bubble(kind, text, (meta ? meta + " · " : "") + "asked in another tab");
+      }, OTHER_TAB_MS);
+      return;
+    }
     el.className = "msg " + kind;
     el.textContent = text;
     if (meta) {
@@ -47,8 +75,14 @@
 
   const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
   socket.on("connect", () => setState("connected", "connected"));
-  socket.on("disconnect", (reason) => setState("disconnected", "disconnected (" + reason + ") – reconnecting"));
-  socket.on("connect_error", (err) => setState("disconnected", "cannot connect: " + err.message));
+  socket.on("disconnect", (reason) => {
+    setState("disconnected", "disconnected (" + reason + ") – reconnecting");
+    if (reason === "io server disconnect") loadSession(); // the server ended it: logged out or disabled?
+  });
+  socket.on("connect_error", (err) => {
+    setState("disconnected", "cannot connect: " + err.message);
+    loadSession(); // logged out or expired: back to the login page
+  });
   socket.on("ai-response", (r) => resolve(r.task_id, "ai", r.answer, r.model ? "model: " + r.model : ""));
   socket.on("ai-error", (r) => resolve(r.task_id, "error", r.message, r.code));
   socket.on("limits", (l) => { if (l && Number.isInteger(l.max_prompt_chars)) maxChars = l.max_prompt_chars; });
@@ -72,6 +106,7 @@
       if (early.has(ack.task_id)) { const e = early.get(ack.task_id); early.delete(ack.task_id); resolve(ack.task_id, e[0], e[1], e[2]); }
     });
   });
+  loadSession();
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit(); }
   });

@@ -1,0 +1,79 @@
+"""master/fair_queue.py: priority first, round-robin across owners, FIFO within an owner."""
+
+from __future__ import annotations
+
+from master.fair_queue import FairQueue
+
+
+def take_all(q: FairQueue, can_place=lambda _t: True) -> list[str]:  # type: ignore[no-untyped-def]
+    out = []
+    while (t := q.take(can_place)) is not None:
+        out.append(t)
+    return out
+
+
+def test_owners_take_turns_and_each_keeps_its_order() -> None:
+    """A with 4 queued and B with 2: A1 B1 A2 B2 A3 A4."""
+    q = FairQueue()
+    for i in range(1, 5):
+        q.push(f"a{i}", "A")
+    q.push("b1", "B")
+    q.push("b2", "B")
+    assert take_all(q) == ["a1", "b1", "a2", "b2", "a3", "a4"]
+
+
+def test_one_question_waits_one_turn_behind_five_hundred() -> None:
+    """B's single question, queued after A's 500, is the second one taken."""
+    q = FairQueue()
+    for i in range(500):
+        q.push(f"a{i}", "A")
+    q.push("b", "B")
+    assert [q.take(lambda _t: True), q.take(lambda _t: True)] == ["a0", "b"]
+    assert len(q) == 499
+
+
+def test_higher_priority_first_whatever_the_owner() -> None:
+    """Priority beats the rotation; the rotation applies within a priority."""
+    q = FairQueue()
+    q.push("a-low", "A", 0)
+    q.push("b-high", "B", 5)
+    q.push("a-high", "A", 5)
+    assert take_all(q) == ["b-high", "a-high", "a-low"]
+
+
+def test_discarded_task_is_never_taken() -> None:
+    """A cancelled task leaves the queue and its count at once."""
+    q = FairQueue()
+    q.push("a1", "A")
+    q.push("a2", "A")
+    assert q.discard("a1") and not q.discard("a1")
+    assert len(q) == 1 and take_all(q) == ["a2"]
+
+
+def test_requeued_task_goes_first_in_its_owners_line() -> None:
+    """A task that comes back (its worker died) is its owner's next one."""
+    q = FairQueue()
+    q.push("a2", "A")
+    q.push("a1", "A", first=True)
+    assert take_all(q) == ["a1", "a2"]
+
+
+def test_an_owner_whose_next_task_cannot_be_placed_does_not_block_others() -> None:
+    """A's first task needs a model no free worker has: B is served, A keeps its order."""
+    q = FairQueue()
+    q.push("a-rare", "A")
+    q.push("a-common", "A")
+    q.push("b-common", "B")
+    assert q.take(lambda t: t != "a-rare") == "b-common"
+    assert q.take(lambda t: t != "a-rare") is None  # FIFO within A: a-common waits behind a-rare
+    assert take_all(q) == ["a-rare", "a-common"]
+
+
+def test_a_task_queued_again_elsewhere_is_taken_once() -> None:
+    """Discarded then pushed again (at another priority): taken exactly once, at the new place."""
+    q = FairQueue()
+    q.push("t", "A", 0)
+    q.discard("t")
+    q.push("t", "A", 3)
+    q.push("u", "B", 0)
+    assert take_all(q) == ["t", "u"]
