@@ -8,8 +8,10 @@ import sys
 import threading
 import time
 from types import TracebackType
+from typing import TextIO
 
 from common.redaction import redact
+from common.stderr_relay import relay_stderr, relayed_stderr
 
 # Fields a record may carry via `extra=` and that get their own key.
 CONTEXT_FIELDS = ("task_id", "worker_id", "session")
@@ -51,7 +53,7 @@ class RedactingFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-def configure_logging(component: str, level: str = "INFO") -> None:
+def configure_logging(component: str, level: str = "INFO", *, relay_native_stderr: bool = False) -> None:
     """Make one redacting stderr handler the only way out of `logging`, for every logger, now and later.
 
     - the root logger gets that handler (and the level); every record propagates to it;
@@ -62,10 +64,17 @@ def configure_logging(component: str, level: str = "INFO") -> None:
       reached stderr unformatted and unredacted;
     - a record that finds no handler (a library logger with `propagate = False`) goes to
       `logging.lastResort`, which is this handler instead of Python's bare one;
-    - warnings, uncaught exceptions and uncaught thread exceptions are logged through it too.
+    - warnings, uncaught exceptions and uncaught thread exceptions are logged through it too;
+    - with `relay_native_stderr` (services, not tests: it takes over file descriptor 2), what C
+      libraries such as gRPC core write to stderr becomes records too (common/stderr_relay.py).
     Handlers that write elsewhere (a buffer, a file the operator configured) are left alone.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.StreamHandler[TextIO]
+    real_stderr = relay_stderr() if relay_native_stderr else relayed_stderr()  # once relayed, always
+    if real_stderr is not None:
+        handler = _RelayedStderrHandler(real_stderr)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(component))
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -86,6 +95,17 @@ def configure_logging(component: str, level: str = "INFO") -> None:
     # redacting handler too, instead of Python's raw traceback printer.
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
+
+
+class _RelayedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the real stderr while descriptor 2 is relayed into logging.
+
+    A failed write is dropped: Python's default reports it on sys.stderr, which the relay would
+    turn into another record for this handler, and so on without end.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802
+        return
 
 
 _logger_add_handler = logging.Logger.addHandler

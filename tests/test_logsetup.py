@@ -12,7 +12,10 @@ import io
 import logging
 import re
 import secrets
+import socket
+import ssl
 import string
+import subprocess
 import sys
 import threading
 import time
@@ -23,10 +26,13 @@ import pytest
 
 from common.logsetup import configure_logging
 from common.redaction import REDACTED
+from common.tls import client_context
 from devstack.local_broker import free_port
 from devstack.local_run import run_local_stack
 from tests.conftest import Pki
 from tests.stack_helpers import https_session
+
+REPO = Path(__file__).resolve().parent.parent
 
 # One line as RedactingFormatter writes it (context fields such as task_id may sit before msg).
 LINE = re.compile(r'^time=\S+Z level=[A-Z]+ component=(?P<component>\S+) logger=(?P<logger>\S+)( \w+=\S+)* msg=".*"$')
@@ -128,9 +134,42 @@ def _raise_with(key: str) -> None:
     raise RuntimeError(f"boom {key}")
 
 
+# What a service does (common/service_main.py), then stderr written around logging: absl lines as
+# gRPC core writes them, a stray print, and a normal record; the process exits at once.
+RELAY_PROGRAM = """
+import logging, os, sys
+from common.logsetup import configure_logging
+configure_logging("relay-test", "DEBUG", relay_native_stderr=True)
+configure_logging("relay-test", "DEBUG")  # service_main's second call: the relay stays
+os.write(2, b"I1130 12:43:33.952658   21723 ssl_transport_security.cc:2563] Handshake failed\\n")
+os.write(2, ("E1130 12:43:34.000001   21724 chttp2_server.cc:17] bad url ?key=" + sys.argv[1] + "\\n").encode())
+print("a stray print", file=sys.stderr)
+logging.getLogger("app").info("normal line")
+"""
+
+
+@pytest.mark.integration
+def test_native_stderr_lines_become_our_lines() -> None:
+    """What C code writes to descriptor 2 (gRPC core's absl log) is relayed: our format, level, redaction, none lost."""
+    key = "s3cr3t-" + secrets.token_hex(8)
+    done = subprocess.run([sys.executable, "-c", RELAY_PROGRAM, key], cwd=REPO, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    lines = our_lines(done.stderr)
+    assert len(lines) == 4, lines
+    absl_info, absl_error, stray, normal = (
+        next(line for line in lines if word in line) for word in ("Handshake failed", "bad url", "stray", "normal")
+    )
+    assert " level=INFO component=relay-test logger=stderr " in absl_info
+    assert 'msg="ssl_transport_security.cc:2563] Handshake failed"' in absl_info
+    assert " level=ERROR component=relay-test logger=stderr " in absl_error and key not in absl_error
+    assert " level=WARNING component=relay-test logger=stderr " in stray and 'msg="a stray print"' in stray
+    assert " level=INFO component=relay-test logger=app " in normal
+
+
 @pytest.mark.integration
 async def test_engineio_origin_refusal_line_is_in_our_format(pki: Pki, tmp_path: Path) -> None:
-    """A Socket.IO handshake from a foreign Origin: engineio's refusal line, like every master line, is ours."""
+    """A foreign-Origin Socket.IO handshake and a failed gRPC handshake: every master line is ours, once."""
     stack_cm = run_local_stack(workers=0, web_port=free_port(), pki_dir=pki.out, run_dir=tmp_path / "run")
     stack = await asyncio.to_thread(stack_cm.__enter__)
     try:
@@ -138,9 +177,18 @@ async def test_engineio_origin_refusal_line_is_in_our_format(pki: Pki, tmp_path:
             url = stack.url + "/socket.io/?EIO=4&transport=polling"
             async with http.get(url, headers={"Origin": "https://evil.example"}) as resp:
                 assert resp.status == 400
+        # No client certificate: gRPC core (C, absl) logs the failed handshake on descriptor 2.
+        # (The refusal reaches this client as an alert or as EOF, depending on timing: the log says.)
+        with socket.create_connection(("127.0.0.1", stack.grpc_port), timeout=5) as raw, \
+                contextlib.suppress(ssl.SSLError), \
+                client_context(pki.tls()).wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.recv(1)
         log = stack.logs / "master.log"
         deadline = time.monotonic() + 10
-        while "is not an accepted origin" not in log.read_text() and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            text = log.read_text()
+            if "is not an accepted origin" in text and "Handshake failed" in text:
+                break
             await asyncio.sleep(0.05)
     finally:
         await asyncio.to_thread(stack_cm.__exit__, None, None, None)
@@ -149,6 +197,7 @@ async def test_engineio_origin_refusal_line_is_in_our_format(pki: Pki, tmp_path:
     assert len(refusals) == 1, refusals  # once: not also a bare copy from engineio's own handler
     assert " level=ERROR component=master logger=engineio.server " in refusals[0]
     assert 'msg="https://evil.example is not an accepted origin.' in refusals[0]
+    assert any(" logger=stderr " in line and "Handshake failed" in line for line in lines), lines[-20:]
     strays = [line for line in lines if not LINE.match(line)]
     assert not strays, "lines outside our format:\n" + "\n".join(strays[:20])
     assert {LINE.match(line)["component"] for line in lines} == {"master"}  # type: ignore[index]

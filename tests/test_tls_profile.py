@@ -135,8 +135,9 @@ def test_grpc_port_serves_a_client_offering_only_p521(stack: LocalStack, pki: Pk
 def test_mqtt_port_refuses_a_client_offering_only_p521(stack: LocalStack, pki: Pki) -> None:
     """Control for the test above: the same client fails against mosquitto with a handshake failure alert."""
     with socket.create_connection(("127.0.0.1", stack.mqtt_port), timeout=5) as raw:
-        with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"):
-            p521_only_client(pki).wrap_socket(raw, server_hostname="localhost")
+        with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"), \
+                p521_only_client(pki).wrap_socket(raw, server_hostname="localhost"):
+            pass
 
 
 # A TLS server on 127.0.0.1:0 that completes handshakes and hangs up; prints its port.
