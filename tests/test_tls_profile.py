@@ -22,7 +22,15 @@ from typing import Any
 
 import pytest
 
-from common.tls import OPENSSL_CONF_FILE, TLS12_CIPHERS, TLS13_CIPHERSUITES, client_context
+from common.tls import (
+    ALLOWED_GROUPS,
+    OPENSSL_CONF_FILE,
+    TLS12_CIPHERS,
+    TLS13_CIPHERSUITES,
+    accepted_groups,
+    client_context,
+    server_context,
+)
 from devstack.local_broker import free_port, stop_process
 from devstack.local_run import LocalStack, run_local_stack
 from tests.conftest import Pki
@@ -231,3 +239,10 @@ def test_mosquitto_conf_has_the_cipher_lists_of_common_tls() -> None:
         if line.startswith(("ciphers ", "ciphers_tls1.3 "))
     )
     assert directives == {"ciphers": TLS12_CIPHERS, "ciphers_tls1.3": TLS13_CIPHERSUITES}
+
+
+def test_server_context_accepts_no_group_outside_the_profile(pki: Pki) -> None:
+    """In this process, whatever OPENSSL_CONF is: the groups server_context() accepts are all allowed ones."""
+    accepted = accepted_groups(server_context(pki.tls("master")))
+    assert accepted and set(accepted) <= set(ALLOWED_GROUPS), accepted
+
