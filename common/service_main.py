@@ -26,7 +26,7 @@ async def _run_until_signal(run: Callable[[Any], AsyncContextManager[Any]], sett
 
 
 def service_main(component: str, settings_cls: type[CommonSettings], run: Callable[[Any], AsyncContextManager[Any]]) -> int:
-    configure_logging(component)
+    configure_logging(component, relay_native_stderr=True)  # gRPC core's own lines included
     try:
         settings = load_settings(settings_cls)
         configure_logging(component, settings.log_level)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +13,27 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from common.secret_files import ConfigError, read_file_setting
+
+logger = logging.getLogger(__name__)
+
+# Mozilla "intermediate" (https://ssl-config.mozilla.org/, as sslyze --mozilla_config=intermediate
+# judges it). TLS 1.2 suites: ECDHE with AEAD only (no CBC, no DHE: our keys are ECDSA and we ship no
+# DH parameters). mosquitto/mosquitto.conf carries the same two lists (tests/test_tls_profile.py).
+TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+TLS13_CIPHERSUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+# Key-exchange groups the profile allows, by OpenSSL short name, in order of preference.
+ALLOWED_GROUPS = ("X25519", "prime256v1", "secp384r1")
+# Every other group this OpenSSL might offer; server_context() checks that each is refused.
+OTHER_GROUPS = (
+    "secp521r1", "X448", "ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192",
+    "secp256k1", "brainpoolP256r1", "brainpoolP384r1", "brainpoolP512r1",
+)
+# The OpenSSL configuration that sets ALLOWED_GROUPS for a whole process (mosquitto and the
+# master): OPENSSL_CONF must name it when the process starts.
+OPENSSL_CONF_FILE = Path(__file__).resolve().with_name("openssl.cnf")
 
 
 @dataclass(frozen=True)
@@ -72,14 +95,74 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
     return ctx
 
 
-def server_context(files: TlsFiles) -> ssl.SSLContext:
-    """A TLS 1.2+ server context with our certificate (used for HTTPS)."""
+def server_context(files: TlsFiles, alpn: Sequence[str] = ("http/1.1",)) -> ssl.SSLContext:
+    """The HTTPS server context: Mozilla "intermediate" (TLS 1.2+, AEAD suites, X25519/P-256/P-384).
+
+    Python 3.11's ssl sets key-exchange groups only through set_ecdh_curve, which with OpenSSL 3
+    leaves exactly one group. The full list comes from OpenSSL's own configuration
+    (OPENSSL_CONF=common/openssl.cnf at process start); this function checks what the context
+    really accepts and, when anything outside the profile is accepted (the variable was not set),
+    narrows the context to P-256 alone, which every TLS client supports. ALPN defaults to HTTP/1.1:
+    Engine.IO refuses WebSockets over HTTP/2 (RFC 8441), and uvicorn speaks no HTTP/2.
+    """
     files.check()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)  # TLS 1.3 suites: OpenSSL's default three, all in the profile
+    # The profile leaves the choice of suite to the client (all are strong; ChaCha20 is faster
+    # on clients without AES instructions). No renegotiation: TLS 1.3 has none either.
+    ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
     ctx.load_cert_chain(str(files.cert), str(files.key))
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    ctx.set_alpn_protocols(list(alpn))
+    # Cheapest first, stop at the first accepted: ~5 ms without OPENSSL_CONF, ~20 ms with it.
+    outside = next((g for g in OTHER_GROUPS if _handshake_with_group(ctx, g)), None)
+    if outside is not None:
+        ctx.set_ecdh_curve("prime256v1")
+        logger.warning(
+            "TLS group %s was accepted (start the process with OPENSSL_CONF=%s): offering P-256 only",
+            outside, OPENSSL_CONF_FILE,
+        )
     return ctx
+
+
+def accepted_groups(server: ssl.SSLContext) -> tuple[str, ...]:
+    """The key-exchange groups `server` completes a TLS 1.3 handshake with, tried one at a time in memory.
+
+    `server` must hold its certificate. A TLS 1.3 handshake negotiates the group independently of
+    the certificate, so each try isolates one group; no socket is opened.
+    """
+    return tuple(g for g in (*ALLOWED_GROUPS, *OTHER_GROUPS) if _handshake_with_group(server, g))
+
+
+def _handshake_with_group(server: ssl.SSLContext, group: str) -> bool:
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE  # only the key exchange is under test, not the certificate
+    client.minimum_version = client.maximum_version = ssl.TLSVersion.TLSv1_3
+    try:
+        client.set_ecdh_curve(group)
+    except (ValueError, ssl.SSLError):
+        return False  # this OpenSSL does not know the group, so it cannot accept it either
+    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    ends = (client.wrap_bio(c_in, c_out), server.wrap_bio(s_in, s_out, server_side=True))
+    done = [False, False]
+    for _ in range(6):  # a TLS 1.3 handshake takes two flights each way
+        for i, end in enumerate(ends):
+            if done[i]:
+                continue
+            try:
+                end.do_handshake()
+                done[i] = True
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            except ssl.SSLError:
+                return False
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if all(done):
+            return True
+    return False
 
 
 def grpc_server_credentials(files: TlsFiles) -> grpc.ServerCredentials:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.tls import OPENSSL_CONF_FILE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_TEMPLATE = REPO_ROOT / "mosquitto" / "mosquitto.conf"
@@ -48,6 +51,15 @@ def render_config(files: BrokerFiles, port: int, bind: str = "127.0.0.1", user: 
     if user:
         lines.insert(0, f"user {user}")
     return "\n".join(lines) + "\n"
+
+
+def broker_env() -> dict[str, str]:
+    """The environment mosquitto runs with: OpenSSL's configuration sets its TLS groups.
+
+    Mosquitto 2.0 has no directive for key-exchange groups; it loads OpenSSL's configuration at
+    start-up, and common/openssl.cnf limits them to X25519, P-256 and P-384 (Mozilla intermediate).
+    """
+    return {**os.environ, "OPENSSL_CONF": str(OPENSSL_CONF_FILE)}
 
 
 def render_acl(topic_prefix: str = DEFAULT_TOPIC_PREFIX) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.broker_config import BrokerFiles, render_acl, render_config
+from devstack.broker_config import BrokerFiles, broker_env, render_acl, render_config
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 BROKER_USER = "mosquitto"
@@ -137,7 +137,8 @@ def run_broker(
             # mosquitto 2.0 buffers stdout when it is a file: line-buffer it so the log is live.
             line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
             proc = subprocess.Popen(
-                [*line_buffered, binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT
+                [*line_buffered, binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT,
+                env=broker_env(),
             )
         try:
             _wait_for_port(chosen_port, proc, log, start_timeout)

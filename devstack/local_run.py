@@ -23,7 +23,7 @@ from pathlib import Path
 from devstack.broker_config import REPO_ROOT
 from devstack.local_broker import free_port, run_broker, stop_process
 from devstack.users import DEMO_USER, ensure_demo_user
-from common.tls import TlsFiles, client_context
+from common.tls import OPENSSL_CONF_FILE, TlsFiles, client_context
 
 DEFAULT_RUN_DIR = REPO_ROOT / ".run"
 DEFAULT_PKI_DIR = REPO_ROOT / "pki" / "out"
@@ -136,6 +136,8 @@ def run_local_stack(
                 "WEB_HOST": "127.0.0.1", "WEB_PORT": str(web_port), "DATABASE_FILE": str(database_file(run_dir)),
                 "GRPC_HOST": "127.0.0.1", "GRPC_PORT": str(grpc_port),
                 "PUBLIC_ORIGINS": f"https://localhost:{web_port},https://127.0.0.1:{web_port}",
+                # TLS groups of the HTTPS listener (X25519, P-256, P-384): see common/tls.py.
+                "OPENSSL_CONF": str(OPENSSL_CONF_FILE),
             }), logs, master_python or sys.executable)
             for i in range(workers):
                 worker_env = {

@@ -10,12 +10,11 @@ import io
 import logging
 import secrets
 import string
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from common.logsetup import RedactingFormatter, configure_logging
+from common.logsetup import RedactingFormatter
 from common.redaction import REDACTED, redact, register_secret
 
 PEM_BEGIN = "-----BEGIN " + "EC PRIVATE KEY-----"
@@ -149,33 +148,3 @@ def test_line_format_has_the_structured_fields(log: tuple[logging.Logger, io.Str
     line = buf.getvalue().strip()
     assert line.startswith("time=") and " level=INFO component=test logger=redaction-test-" in line
     assert " task_id=t1 worker_id=w1 msg=\"task done\"" in line
-
-
-def test_configure_logging_covers_third_party_loggers_and_threads(capfd: pytest.CaptureFixture[str]) -> None:
-    """After configure_logging: a library logger with its own handler and an uncaught thread exception are redacted."""
-    key = gemini_key()
-    lib = logging.getLogger("hypercorn.error")
-    lib.addHandler(logging.StreamHandler())  # as a library might: would bypass redaction
-    root_before = logging.getLogger().handlers[:]
-    excepthook_before = threading.excepthook
-    try:
-        configure_logging("test", "DEBUG")
-        lib.error("request with key %s", key)
-        t = threading.Thread(target=_raise_with, args=(key,))
-        t.start()
-        t.join()
-        err = capfd.readouterr().err
-        assert "request with key" in err and "uncaught exception in thread" in err
-        assert key not in err
-    finally:
-        threading.excepthook = excepthook_before
-        root = logging.getLogger()
-        for h in root.handlers[:]:
-            root.removeHandler(h)
-        for h in root_before:
-            root.addHandler(h)
-        logging.captureWarnings(False)
-
-
-def _raise_with(key: str) -> None:
-    raise RuntimeError(f"boom {key}")
