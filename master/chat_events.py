@@ -15,6 +15,7 @@ import socketio
 from werkzeug.http import parse_cookie
 
 from master.auth import Auth
+from master.bad_input_log import BadInputLog
 from master.dispatcher import Dispatcher, QueueFull
 from master.queries import QueryRejected, parse_query
 from master.sessions import COOKIE_NAME, ActiveSession
@@ -65,11 +66,18 @@ class ChatEvents:
         self.connections: dict[str, Connection] = {}
         # Session hash -> last use, written to the store by the session watch.
         self.touched: dict[str, float] = {}
+        self.bad_input = BadInputLog()
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("ai-query", self.on_query)
+        sio.on("*", self.on_unknown_event)
 
-    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    async def on_connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
+        if sid in self.connections:  # a client emitted an event named "connect": reserved, ignored
+            self.bad_input.report(sid, "an event named 'connect' (reserved) was ignored")
+            return
+        if not isinstance(environ, dict):
+            raise socketio.exceptions.ConnectionRefusedError("login required")
         cookie = parse_cookie(environ.get("HTTP_COOKIE", "")).get(COOKIE_NAME)
         session = await self.auth.session_for(cookie)
         if session is None:
@@ -82,7 +90,13 @@ class ChatEvents:
         # limit would otherwise exceed the message size and drop the connection).
         await self.sio.emit("limits", {"max_prompt_chars": self.settings.max_prompt_chars}, to=sid)
 
-    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+    async def on_disconnect(self, sid: str, *args: Any) -> None:
+        if self.sio.manager.is_connected(sid, "/"):
+            # A real disconnect is announced after the connection is marked as leaving; a client that
+            # emits an event named "disconnect" is still connected: reserved, ignored.
+            self.bad_input.report(sid, "an event named 'disconnect' (reserved) was ignored")
+            return
+        self.bad_input.forget(sid)
         connection = self.connections.pop(sid, None)
         if connection is None:
             return
@@ -92,10 +106,18 @@ class ChatEvents:
         dropped = self.dispatcher.cancel_owner(connection.owner)
         logger.info("session %s disconnected; %d unfinished tasks dropped", sid, dropped)
 
-    async def on_query(self, sid: str, data: Any) -> dict[str, Any]:
+    async def on_unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        self.bad_input.report(sid, f"unknown event {str(event)[:40]!r}")
+        return _error("unknown_event", "This server knows the events ai-query only.")
+
+    async def on_query(self, sid: str, *args: Any) -> dict[str, Any]:
         connection = self.connections.get(sid)
         if connection is None:
             return _error("not_logged_in", "Log in again.")
+        if len(args) != 1:
+            self.bad_input.report(sid, f"ai-query with {len(args)} arguments")
+            return _error("bad_request", "Send one argument: the question as text or {\"text\": ..., \"model\": ...}.")
+        data = args[0]
         user = connection.session.user
         if self.limiter.needs_daily_count(user.id):
             day = utc_day()
@@ -108,9 +130,11 @@ class ChatEvents:
         self.touched[connection.session.token_hash] = time.time()
         try:
             query = parse_query(data, self.settings.max_prompt_chars, self.settings.default_model)
+            self._check_model(query.model)
             self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(connection.owner))
             task = self.dispatcher.submit(connection.owner, query.text, query.model)
         except QueryRejected as exc:
+            self.bad_input.report(sid, f"question refused: {exc.code}")
             return _error(exc.code, exc.message)
         except LimitExceeded as exc:
             return _error(exc.code, exc.message, retry_after_s=exc.retry_after_s)
@@ -120,6 +144,15 @@ class ChatEvents:
         if self.settings.log_content:
             logger.debug("content prompt=%r", query.text, extra={"task_id": task.task_id})
         return {"task_id": task.task_id}
+
+    def _check_model(self, model: str) -> None:
+        """A named model must be served by a live worker now: else a clear error at once, not a task that waits forever."""
+        if not model:
+            return
+        served = self.dispatcher.registry.live_models()
+        if model not in served:
+            offered = ", ".join(sorted(served)) or "none (no worker is connected)"
+            raise QueryRejected("unknown_model", f"No worker serves the model {model[:128]!r}. Models served now: {offered}.")
 
     async def drop_sessions(self, ended: set[str]) -> None:
         """Disconnect every connection whose session ended (logout, password change, disable, expiry)."""

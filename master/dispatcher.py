@@ -61,6 +61,8 @@ class Task:
     priority: int
     created: float
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    # When it was accepted (monotonic): a task still queued `queue_timeout_s` later is given up.
+    queued_at: float = field(default_factory=time.monotonic)
     attempts: int = 0
     worker_id: str | None = None
     assigned_at: float | None = None
@@ -96,6 +98,7 @@ class Dispatcher:
         task_timeout_s: float = 120.0,
         max_attempts: int = 3,
         max_queue: int = 10_000,
+        queue_timeout_s: float = 600.0,
     ) -> None:
         self.registry = registry
         self.publish = publish
@@ -103,6 +106,7 @@ class Dispatcher:
         self.task_timeout_s = task_timeout_s
         self.max_attempts = max_attempts
         self.max_queue = max_queue
+        self.queue_timeout_s = queue_timeout_s
         self.tasks: dict[str, Task] = {}
         self._queue = FairQueue()
         # Tasks each owner has queued or running (for the per-user in-flight limit).
@@ -215,6 +219,11 @@ class Dispatcher:
                 self._release(task)
                 self._finish(task, Outcome(task.task_id, error_code="timeout",
                                            error_message="No answer came in time. Please ask again."))
+            elif task.assigned_at is None and now - task.queued_at > self.queue_timeout_s:
+                self._queue.discard(task.task_id)
+                self._finish(task, Outcome(task.task_id, error_code="queue_timeout",
+                                           error_message="No worker was free to take this question in time. "
+                                                         "Please ask again later."))
 
     # -- results ----------------------------------------------------------------------
     def accept_result(self, result: WorkerResult) -> Task:

@@ -33,10 +33,22 @@ def parse_query(data: Any, max_prompt_chars: int, default_model: str = "") -> Qu
         text, model = None, ""
     if not isinstance(text, str) or not text.strip():
         raise QueryRejected("bad_request", "Send a non-empty question as text.")
-    if not isinstance(model, str) or len(model) > MAX_MODEL_NAME_CHARS:
+    if not _is_valid_text(text):
+        raise QueryRejected("bad_request", "The question contains something that is not text (an unpaired "
+                                           "surrogate code point). Remove it and send it again.")
+    if not isinstance(model, str) or len(model) > MAX_MODEL_NAME_CHARS or not _is_valid_text(model):
         raise QueryRejected("bad_request", f"The model name must be text of at most {MAX_MODEL_NAME_CHARS} characters.")
     if len(text) > max_prompt_chars:
         raise QueryRejected(
             "prompt_too_long", f"The question has {len(text)} characters; the limit is {max_prompt_chars}. Shorten it."
         )
     return Query(text, model or default_model)
+
+
+def _is_valid_text(value: str) -> bool:
+    """Encodable as UTF-8: no lone surrogates (which JSON can carry but no worker or model can take)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -62,6 +62,10 @@ class WorkerRegistry:
                 best = info
         return best
 
+    def live_models(self) -> set[str]:
+        """Every model some live worker serves."""
+        return {m for w in self.workers.values() if w.state != "offline" for m in w.models}
+
     def live_count(self) -> int:
         """Workers not known to be offline."""
         return sum(w.state != "offline" for w in self.workers.values())

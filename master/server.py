@@ -119,6 +119,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         task_timeout_s=settings.task_timeout_s,
         max_attempts=settings.max_attempts,
         max_queue=settings.max_queue,
+        queue_timeout_s=settings.queue_timeout_s,
     )
     limiter = UserLimiter(user_limits(settings))
     chat = ChatEvents(sio, dispatcher, settings, auth, limiter, db)

@@ -65,6 +65,8 @@ class MasterSettings(CommonSettings):
     # A worker silent this long is taken as offline and its tasks go back to the queue.
     worker_timeout_s: float = Field(default=35.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=10)
+    # A task still waiting for a worker this long after it was asked is given up with an error.
+    queue_timeout_s: float = Field(default=600.0, gt=0)
     default_model: str = ""
 
     @field_validator("public_origins")

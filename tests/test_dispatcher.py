@@ -204,3 +204,14 @@ def test_error_result_is_delivered_as_error() -> None:
     r = replace(h.result(t.task_id), answer=None, error_code="rate_limited", error_message="Try again")
     h.d.accept_result(r)
     assert (h.delivered[0][1].error_code, h.delivered[0][1].error_message) == ("rate_limited", "Try again")
+
+
+def test_task_queued_too_long_is_given_up_with_an_error() -> None:
+    """With no worker for it, a task waits at most queue_timeout_s, then its owner gets queue_timeout."""
+    h = Harness(queue_timeout_s=60)
+    t = h.d.submit("A", "q")
+    h.d.sweep(now=t.queued_at + 59)
+    assert h.delivered == [] and h.d.queued == 1
+    h.d.sweep(now=t.queued_at + 61)
+    assert [(d[0].task_id, d[1].error_code) for d in h.delivered] == [(t.task_id, "queue_timeout")]
+    assert h.d.queued == 0 and h.d.open_tasks("A") == 0

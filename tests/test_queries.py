@@ -47,3 +47,11 @@ def test_question_over_the_limit_names_its_length_and_the_limit() -> None:
 def test_question_at_the_limit_is_accepted() -> None:
     """Control for the limit: exactly max_prompt_chars is accepted."""
     assert parse_query("x" * 10, max_prompt_chars=10).text == "x" * 10
+
+
+@pytest.mark.parametrize("data", ["a\ud800b", {"text": "ok", "model": "m\udfff"}])
+def test_lone_surrogate_is_refused_at_the_edge(data: Any) -> None:
+    """Text that cannot be UTF-8 (a lone surrogate) is refused before anything is queued."""
+    with pytest.raises(QueryRejected) as refused:
+        parse_query(data, max_prompt_chars=100)
+    assert refused.value.code == "bad_request"
