@@ -15,7 +15,7 @@ from devstack.local_broker import RunningBroker, free_port
 from common.tls import TlsFiles, client_context
 from master.server import RunningMaster, run_master
 from master.settings import MasterSettings
-from tests.conftest import Pki
+from tests.pki_helpers import Pki
 from worker.backends.base import ModelBackend
 from worker.service import Worker, run_worker
 from worker.settings import WorkerSettings

@@ -18,7 +18,7 @@ import pytest
 
 from devstack.local_broker import RunningBroker
 from common.topics import Topics
-from tests.conftest import Pki
+from tests.pki_helpers import Pki
 from tests.mqtt_helpers import BlockingClient, Received
 
 pytestmark = pytest.mark.integration
