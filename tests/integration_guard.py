@@ -43,7 +43,7 @@ class IntegrationGuard:
 
     def __init__(self) -> None:
         self._starts: list[str] = []
-        self._fixture_starts: dict[int, tuple[str, list[str]]] = {}
+        self._fixture_starts: dict[pytest.FixtureDef[Any], list[str]] = {}
         self._restore: list[tuple[Any, str, Any]] = []
 
     # -- recording ----------------------------------------------------------------------------
@@ -84,16 +84,20 @@ class IntegrationGuard:
     # -- pytest hooks ---------------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Generator[None, Any, Any]:
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, Any, Any]:
+        """Remember which fixtures start something, for the tests that use them after they are set up."""
         before = len(self._starts)
         try:
             return (yield)
         finally:
             if made := self._starts[before:]:
-                self._fixture_starts[id(fixturedef)] = (fixturedef.argname, made)
+                self._fixture_starts[fixturedef] = made
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        """Starts during setup (fixtures made for this test) and by fixtures set up earlier."""
         before = len(self._starts)
         result = yield
         self._check(item, [*self._starts[before:], *self._started_by_fixtures_of(item)])
@@ -101,6 +105,7 @@ class IntegrationGuard:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        """Starts in the test's own body (teardown only stops what setup started, so it is not checked)."""
         before = len(self._starts)
         result = yield
         self._check(item, self._starts[before:])
@@ -116,8 +121,8 @@ class IntegrationGuard:
         info = getattr(item, "_fixtureinfo", None)
         for name in getattr(item, "fixturenames", ()):
             for fixturedef in info.name2fixturedefs.get(name, ()) if info is not None else ():
-                if (known := self._fixture_starts.get(id(fixturedef))) is not None:
-                    yield f"{', '.join(dict.fromkeys(known[1]))} (fixture {known[0]!r})"
+                if (made := self._fixture_starts.get(fixturedef)) is not None:
+                    yield f"{', '.join(dict.fromkeys(made))} (fixture {fixturedef.argname!r})"
 
     @staticmethod
     def _check(item: pytest.Item, started: list[str]) -> None:
