@@ -1,4 +1,4 @@
-"""The suite's own rules: every test has a one-line docstring; what starts processes is marked `integration`.
+"""The suite's own rules: one-line docstrings, `integration` on what starts processes, no test module imported.
 
 The marker is enforced at run time by tests/integration_guard.py (it sees what really starts); the
 static scan here is the backstop for tests the guard cannot see run (skipped where a tool is missing).
@@ -133,6 +133,31 @@ def test_no_unmarked_test_uses_a_process_or_server_starter() -> None:
     for path in suite_files():
         problems += unmarked_starters(path.read_text(), str(path.relative_to(REPO)))
     assert problems == []
+
+
+def imports_of_test_modules(source: str, name: str = "<source>") -> list[str]:
+    """Imports of a test module (`tests.test_*`) from another module: shared code belongs in a helper."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found += [f"{name}:{node.lineno} imports {m}: move what it shares to tests/*_helpers.py or conftest.py"
+                  for m in modules if m.startswith("tests.test_")]
+    return found
+
+
+def test_no_module_imports_a_test_module() -> None:
+    """Helpers live in helper modules and fixtures: no file in tests/ imports from a test module."""
+    problems = []
+    for path in sorted(TESTS.rglob("*.py")):
+        problems += imports_of_test_modules(path.read_text(), str(path.relative_to(REPO)))
+    assert problems == []
+
+
+def test_the_import_scan_sees_an_import_of_a_test_module() -> None:
+    """The import scan flags both import forms of a test module and passes helper imports."""
+    source = "import tests.test_a\nfrom tests.test_b import x\nfrom tests.fake_gemini import y\nimport tests.mqtt_helpers\n"
+    assert [p.split()[2].rstrip(":") for p in imports_of_test_modules(source)] == ["tests.test_a", "tests.test_b"]
 
 
 def test_the_docstring_scan_sees_missing_and_long_docstrings() -> None:
