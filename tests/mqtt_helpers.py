@@ -136,5 +136,9 @@ class BlockingClient:
         self.subscribe(f"barrier/{next(_barriers)}")  # returns on the SUBACK, whatever code it grants
 
     def close(self) -> None:
+        """Disconnect and stop paho's thread; unhook our callbacks so the client is freed (and its sockets closed) now."""
         self.client.disconnect()
         self.client.loop_stop()
+        # paho closes loop_start's socket pair only in Client.__del__: left in a cycle with us, the garbage
+        # collector may finalize those sockets first, which is an "unclosed socket" ResourceWarning.
+        self.client.on_connect = self.client.on_message = self.client.on_subscribe = None
