@@ -1,59 +1,25 @@
-"""Shared fixtures: a throwaway CA and MQTT credentials made by our own pki code, and the real broker."""
+"""Shared fixtures: a throwaway CA and MQTT credentials made by our own pki code, and the real broker.
+
+Also installs the integration guard (tests/integration_guard.py): a test that starts a process or a
+server without `@pytest.mark.integration` fails.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from devstack.local_broker import RunningBroker, run_broker
 from common.redaction import forget_secrets
-from common.tls import TlsFiles
-from pki.credentials import ensure_credentials, password_file_name
-from pki.generate import generate
+from devstack.local_broker import RunningBroker, run_broker
+from tests.integration_guard import register as register_integration_guard
+from tests.pki_helpers import Pki, make_pki
+
+__all__ = ["Pki", "make_pki"]  # re-exported for modules that still import them from here
 
 
-@dataclass(frozen=True)
-class Pki:
-    """A generated PKI directory and the MQTT credentials beside it."""
-
-    out: Path
-    creds: Path
-
-    @property
-    def ca(self) -> Path:
-        return self.out / "ca.crt"
-
-    def cert(self, role: str) -> Path:
-        return self.out / f"{role}.crt"
-
-    def key(self, role: str) -> Path:
-        return self.out / f"{role}.key"
-
-    def tls(self, role: str | None = None) -> TlsFiles:
-        """Files for a client or server: our CA plus, when `role` is given, that role's pair."""
-        if role is None:
-            return TlsFiles(ca=self.ca)
-        return TlsFiles(ca=self.ca, cert=self.cert(role), key=self.key(role))
-
-    def password(self, user: str) -> str:
-        return (self.creds / password_file_name(user)).read_text().strip()
-
-    def password_path(self, user: str) -> Path:
-        return self.creds / password_file_name(user)
-
-    @property
-    def mosquitto_passwd(self) -> Path:
-        return self.creds / "mosquitto_passwd"
-
-
-def make_pki(base: Path, hostnames: tuple[str, ...] = ()) -> Pki:
-    pki = Pki(base / "pki", base / "pki" / "credentials")
-    generate(pki.out, hostnames)
-    ensure_credentials(pki.creds)
-    return pki
+def pytest_configure(config: pytest.Config) -> None:
+    register_integration_guard(config)
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
+import string
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+
+def fake_key() -> str:
+    """A key of Gemini's shape (AIza + 35 characters), random per test."""
+    alphabet = string.ascii_letters + string.digits + "_-"
+    return "AIza" + "".join(secrets.choice(alphabet) for _ in range(35))
 
 
 def success_body(text: str, model: str = "gemini-2.5-flash") -> dict[str, Any]:

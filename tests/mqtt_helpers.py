@@ -7,7 +7,7 @@ import socket
 import ssl
 import struct
 import threading
-import time
+import itertools
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -17,6 +17,7 @@ from common.tls import TlsFiles
 
 CONNACK_ACCEPTED = 0
 CONNACK_NOT_AUTHORISED = 5
+_barriers = itertools.count()
 
 
 def _utf8(s: str) -> bytes:
@@ -120,17 +121,24 @@ class BlockingClient:
         info = self.client.publish(topic, payload, qos=qos)
         info.wait_for_publish(5)
 
-    def drain(self, seconds: float) -> list[Received]:
-        """Everything that arrives within `seconds`."""
+    def received_so_far(self) -> list[Received]:
+        """Everything already received and not yet taken, without waiting."""
         out: list[Received] = []
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        while True:
             try:
-                out.append(self.messages.get(timeout=left))
+                out.append(self.messages.get_nowait())
             except queue.Empty:
-                break
-        return out
+                return out
+
+    def barrier(self) -> None:
+        """A round trip through the broker: once it returns, every message routed to this client before it
+        is in `messages` (mosquitto writes one client's packets in order; paho handles them in order)."""
+        self.subscribe(f"barrier/{next(_barriers)}")  # returns on the SUBACK, whatever code it grants
 
     def close(self) -> None:
+        """Disconnect and stop paho's thread; unhook our callbacks so the client is freed (and its sockets closed) now."""
         self.client.disconnect()
         self.client.loop_stop()
+        # paho closes loop_start's socket pair only in Client.__del__: left in a cycle with us, the garbage
+        # collector may finalize those sockets first, which is an "unclosed socket" ResourceWarning.
+        self.client.on_connect = self.client.on_message = self.client.on_subscribe = None

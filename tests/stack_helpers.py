@@ -22,7 +22,7 @@ from master.accounts import add_user
 from master.server import RunningMaster, run_master
 from master.sessions import COOKIE_NAME
 from master.settings import MasterSettings
-from tests.conftest import Pki
+from tests.pki_helpers import Pki
 from worker.backends.base import ModelBackend
 from worker.service import Worker, run_worker
 from worker.settings import WorkerSettings

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_quick_benchmark_prints_every_figure(tmp_path: Path) -> None:
+    """bench --quick runs against the real stack and reports every figure, with no errors."""
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--json", str(out)], cwd=REPO,
                             capture_output=True, text=True, timeout=240, env={**os.environ})

@@ -10,7 +10,7 @@ import pytest
 
 from devstack.local_broker import RunningBroker
 from common.tls import client_context
-from tests.conftest import Pki
+from tests.pki_helpers import Pki
 from tests.mqtt_helpers import (
     CONNACK_ACCEPTED,
     CONNACK_NOT_AUTHORISED,

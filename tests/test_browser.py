@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from devstack.local_broker import RunningBroker
-from tests.conftest import Pki
+from tests.pki_helpers import Pki
 from tests.stack_helpers import local_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -28,8 +28,7 @@ def spki_pin(cert_path: Path) -> str:
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/test.sh installs it as root)")
 async def test_browser_sends_a_message_and_sees_the_answer(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
-    """Log in over HTTPS, see 'connected' and who is logged in, ask and see the worker's answer; a question over
-    the limit gets a clear error and is kept; log out and land on the login form; no console errors."""
+    """In Chromium: log in (a wrong password first), chat, a question over the limit is refused and kept, log out."""
     from playwright.async_api import async_playwright
 
     async with local_stack(pki, broker, workers=1) as stack, async_playwright() as pw:

@@ -20,7 +20,7 @@ from pki.credentials import (
     password_file_name,
     verify_password,
 )
-from tests.conftest import Pki
+from tests.pki_helpers import Pki
 from tests.mqtt_helpers import CONNACK_ACCEPTED, CONNACK_NOT_AUTHORISED, raw_connack, tls_socket
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,12 +36,14 @@ def test_hash_has_mosquitto_7_format() -> None:
 
 
 def test_hash_verifies_right_password_only() -> None:
+    """The $7$ hash verifies its own password and refuses one a character off."""
     encoded = hash_password("correct horse")
     assert verify_password("correct horse", encoded)
     assert not verify_password("correct horsf", encoded)
 
 
 def test_too_few_iterations_are_refused() -> None:
+    """Fewer than 1,000 PBKDF2 iterations is refused with a message naming the minimum."""
     with pytest.raises(ValueError, match="1,000"):
         hash_password("x" * 10, iterations=999)
 
@@ -63,6 +65,7 @@ def test_files_are_0600_in_0700_dir_and_differ(tmp_path: Path) -> None:
 
 
 def test_rerun_keeps_passwords_and_hashes(tmp_path: Path) -> None:
+    """A second run changes no credential file (idempotent)."""
     out = tmp_path / "creds"
     ensure_credentials(out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -71,6 +74,7 @@ def test_rerun_keeps_passwords_and_hashes(tmp_path: Path) -> None:
 
 
 def test_rotate_replaces_one_password(tmp_path: Path) -> None:
+    """Rotating one secret replaces only that one; the others keep their values."""
     out = tmp_path / "creds"
     ensure_credentials(out)
     master_before = (out / "mqtt_master_password").read_text()
@@ -83,7 +87,9 @@ def test_rotate_replaces_one_password(tmp_path: Path) -> None:
     assert (out / "mqtt_worker_password").read_text() != worker_before
 
 
+@pytest.mark.integration
 def test_cli_never_prints_a_password(tmp_path: Path) -> None:
+    """scripts/gen-credentials.sh makes the passwords without printing any of them."""
     out = tmp_path / "creds"
     env = {**os.environ, "AISYS_PYTHON": sys.executable}
     result = subprocess.run(

@@ -35,6 +35,7 @@ class Harness:
 
 
 def test_tasks_wait_until_a_worker_has_a_free_slot() -> None:
+    """A task submitted with no worker waits in the queue and goes out when a worker registers."""
     h = Harness()
     t = h.d.submit("s1", "q")
     assert h.published == [] and h.d.queued == 1
@@ -43,6 +44,7 @@ def test_tasks_wait_until_a_worker_has_a_free_slot() -> None:
 
 
 def test_fifo_within_a_priority_and_higher_priority_first() -> None:
+    """Higher priority goes first; within a priority, tasks go out in submission order."""
     h = Harness()
     a = h.d.submit("s", "a")
     b = h.d.submit("s", "b")
@@ -52,6 +54,7 @@ def test_fifo_within_a_priority_and_higher_priority_first() -> None:
 
 
 def test_never_more_tasks_than_capacity() -> None:
+    """A worker never holds more tasks than its capacity; a result frees a slot for the next."""
     h = Harness()
     for i in range(5):
         h.d.submit("s", f"q{i}")
@@ -62,6 +65,7 @@ def test_never_more_tasks_than_capacity() -> None:
 
 
 def test_each_task_gets_its_own_random_token() -> None:
+    """Every task carries a different random token of at least 32 characters."""
     h = Harness()
     h.worker("w1", capacity=2)
     h.d.submit("s", "a")
@@ -71,6 +75,7 @@ def test_each_task_gets_its_own_random_token() -> None:
 
 
 def test_task_for_a_model_goes_only_to_a_worker_offering_it() -> None:
+    """A task for a model is assigned only to a worker that offers that model."""
     h = Harness()
     h.worker("echo-only", models=("echo",))
     h.worker("gemini", models=("gemini-2.5-flash",))
@@ -79,6 +84,7 @@ def test_task_for_a_model_goes_only_to_a_worker_offering_it() -> None:
 
 
 def test_offline_worker_tasks_are_requeued_to_another() -> None:
+    """A worker going offline puts its task back in the queue; another worker answers it."""
     h = Harness()
     h.worker("w1")
     t = h.d.submit("s", "q")
@@ -91,6 +97,7 @@ def test_offline_worker_tasks_are_requeued_to_another() -> None:
 
 
 def test_task_gives_up_after_max_attempts() -> None:
+    """A task lost by max_attempts workers is settled with a worker_lost error."""
     h = Harness(max_attempts=2)
     t = h.d.submit("s", "q")
     for i in range(2):
@@ -100,6 +107,7 @@ def test_task_gives_up_after_max_attempts() -> None:
 
 
 def test_silent_worker_is_expired_and_its_task_requeued() -> None:
+    """A worker silent past the expiry is marked offline and its task requeued."""
     h = Harness()
     h.worker("w1")
     h.d.submit("s", "q")
@@ -109,6 +117,7 @@ def test_silent_worker_is_expired_and_its_task_requeued() -> None:
 
 
 def test_overdue_task_fails_with_timeout() -> None:
+    """A task past its timeout is settled with a timeout error and its slot freed."""
     h = Harness(task_timeout_s=5)
     h.worker("w1")
     t = h.d.submit("s", "q")
@@ -118,6 +127,7 @@ def test_overdue_task_fails_with_timeout() -> None:
 
 
 def test_bus_down_keeps_tasks_queued() -> None:
+    """While the MQTT bus is down tasks stay queued (no slot taken), and go out when it is back."""
     h = Harness()
     h.bus_up = False
     h.worker("w1")
@@ -129,6 +139,7 @@ def test_bus_down_keeps_tasks_queued() -> None:
 
 
 def test_full_queue_refuses() -> None:
+    """A submit beyond max_queue raises QueueFull."""
     h = Harness(max_queue=2)
     h.d.submit("s", "a")
     h.d.submit("s", "b")
@@ -198,6 +209,7 @@ def test_result_checks() -> None:
 
 
 def test_error_result_is_delivered_as_error() -> None:
+    """A result carrying an error reaches the asker as that error code and message."""
     h = Harness()
     h.worker("w1")
     t = h.d.submit("s", "q")

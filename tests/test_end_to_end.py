@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from devstack.local_broker import RunningBroker
-from tests.conftest import Pki
-from tests.stack_helpers import chat_client, https_session, local_stack, wait_until
+from tests.fake_gemini import fake_key, invalid_key_body, run_fake_gemini
+from tests.pki_helpers import Pki
+from tests.stack_helpers import ChatClient, chat_client, https_session, local_stack, wait_until, worker_settings
+from worker.service import run_worker
 
 pytestmark = pytest.mark.integration
 
@@ -43,17 +45,20 @@ async def test_ten_clients_fifty_in_flight_each_get_only_their_own(pki: Pki, bro
             for c, client in enumerate(clients):
                 got = [await client.next_response(timeout=20) for _ in range(5)]
                 assert {r["task_id"]: r["answer"].split("You said: ")[1] for r in got} == asked[c]
-                await asyncio.sleep(0)
-            await asyncio.sleep(0.3)
-            assert all(client.responses.empty() for client in clients)  # nothing extra, nothing crossed
+            # Nothing extra, nothing crossed: every task is settled, so a stray answer would reach its
+            # client before the answer to one more (sentinel) question on the same connection.
+            sentinels = await asyncio.gather(*(client.ask(f"client {c} sentinel") for c, client in enumerate(clients)))
+            for c, (client, ack) in enumerate(zip(clients, sentinels)):
+                last = await client.next_response(timeout=20)
+                assert (last["task_id"], last["answer"].split("You said: ")[1]) == (ack["task_id"], f"client {c} sentinel")
+                assert client.responses.empty()
         finally:
             for client in clients:
                 await client.close()
 
 
-async def _connect(pki: Pki, url: str, cookie: str):  # type: ignore[no-untyped-def]
-    from tests.stack_helpers import ChatClient
-
+async def _connect(pki: Pki, url: str, cookie: str) -> ChatClient:
+    """A connected chat client logged in with `cookie` (closed by the caller)."""
     client = ChatClient(pki, cookie=cookie)
     await client.connect(url)
     return client
@@ -84,9 +89,6 @@ async def test_dead_worker_task_is_requeued_to_a_live_one(pki: Pki, broker: Runn
             await wait_until(lambda: dispatcher.tasks[ack["task_id"]].worker_id is not None, what="assignment")
             first = dispatcher.tasks[ack["task_id"]].worker_id
             # A fresh fast worker joins, then the slow one dies (its last will / offline status).
-            from worker.service import run_worker
-            from tests.stack_helpers import worker_settings
-
             ws = worker_settings(pki, broker, slow.master.grpc_port, "fast-" + first[-8:], capacity=2)
             async with run_worker(ws):
                 await wait_until(lambda: ws.worker_id in dispatcher.registry.workers, what="fast worker")
@@ -108,11 +110,7 @@ async def test_healthz_reports_mqtt_and_workers(pki: Pki, broker: RunningBroker)
 async def test_gemini_answer_and_error_reach_the_browser_without_the_key(
     pki: Pki, broker: RunningBroker, tmp_path: Path
 ) -> None:
-    """Workers on the Gemini backend (real SDK, fake server): an answer arrives; a bad-key error arrives
-    as a clear message that does not contain the key, even though the server echoed it."""
-    from tests.fake_gemini import invalid_key_body, run_fake_gemini
-    from tests.test_gemini_backend import fake_key
-
+    """Gemini backend (real SDK, fake server): an answer arrives; a bad key is a clear error without the key."""
     key = fake_key()
     key_file = tmp_path / "gemini_api_key"
     key_file.write_text(key)

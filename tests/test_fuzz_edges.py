@@ -27,6 +27,7 @@ from master.sessions import ActiveSession
 from master.settings import MasterSettings
 from master.user_limits import Limits, UserLimiter
 
+pytestmark = pytest.mark.integration  # not a process, but a minute of work: kept out of the fast set
 ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=64)  # surrogates included
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | ANY_TEXT,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import string
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 from tests.fake_gemini import (
     FakeGemini,
     error_body,
+    fake_key,
     invalid_key_body,
     rate_limited_body,
     run_fake_gemini,
@@ -22,11 +21,7 @@ from worker.backends.base import ModelError
 from common.secret_files import ConfigError, RotatingSecret
 from worker.backends.gemini import GeminiBackend
 
-
-def fake_key() -> str:
-    """A key of Gemini's shape (AIza + 35 characters), random per test."""
-    alphabet = string.ascii_letters + string.digits + "_-"
-    return "AIza" + "".join(secrets.choice(alphabet) for _ in range(35))
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -113,6 +108,7 @@ async def test_replaced_key_file_is_used_by_the_next_request(key_file: Path, fak
 
 
 async def test_unknown_model_is_refused_without_a_request(key_file: Path, fake: FakeGemini) -> None:
+    """A model the worker does not offer is a model_unavailable error, and no request is sent."""
     b = backend(key_file, fake)
     with pytest.raises(ModelError) as excinfo:
         await b.generate("x", "gemini-0-imaginary")

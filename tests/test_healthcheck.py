@@ -6,13 +6,16 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from common.healthcheck import main
 from devstack.local_broker import RunningBroker
-from tests.conftest import Pki
+from tests.pki_helpers import Pki
 from tests.stack_helpers import local_stack, wait_until
 
 
 def test_file_check_fresh_stale_missing(tmp_path: Path) -> None:
+    """The file check passes a fresh file and fails a stale or missing one."""
     f = tmp_path / "health"
     assert main(["file", str(f)]) == 1
     f.touch()
@@ -22,6 +25,7 @@ def test_file_check_fresh_stale_missing(tmp_path: Path) -> None:
     assert main(["file", str(f), "--max-age", "5"]) == 1
 
 
+@pytest.mark.integration
 async def test_master_https_check_and_worker_health_path(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
     """The master passes its HTTPS check with our CA and fails it with another; a connected worker touches its file."""
     import asyncio

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -17,13 +19,17 @@ def tool(name: str) -> str:
     return found
 
 
+@pytest.mark.integration
 def test_hadolint_passes_both_dockerfiles() -> None:
+    """hadolint finds nothing in master/Dockerfile and worker/Dockerfile."""
     result = subprocess.run([tool("hadolint"), "master/Dockerfile", "worker/Dockerfile"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_shellcheck_passes_every_script() -> None:
+    """shellcheck -x finds nothing in any script or .ci/run."""
     scripts = sorted(str(p.relative_to(REPO)) for p in (REPO / "scripts").glob("*.sh")) + [".ci/run"]
     result = subprocess.run([tool("shellcheck"), "-x", *scripts], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

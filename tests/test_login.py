@@ -136,8 +136,7 @@ async def test_login_without_a_valid_csrf_token_or_from_another_site_is_403(
 
 
 async def test_logout_ends_the_session_for_http_and_socketio(pki: Pki, broker: RunningBroker) -> None:
-    """After logout: /session is 401, / redirects to the login page, the live connection is dropped, and the
-    old cookie cannot connect again."""
+    """After logout: /session is 401, / goes to the login page, the live connection drops, the cookie cannot reconnect."""
     async with local_stack(pki, broker, workers=0) as stack, raw_session(pki) as http:
         cookie = await stack.login(await stack.new_user())
         client = ChatClient(pki, cookie=cookie)

@@ -96,10 +96,8 @@ def test_handler_a_library_adds_after_configure_is_refused(capfd: pytest.Capture
 
 
 def test_logger_that_does_not_propagate_still_writes_our_format(capfd: pytest.CaptureFixture[str]) -> None:
-    """uvicorn's default dictConfig: its own stderr handler and propagate=False; the line is still ours.
-
-    (dictConfig itself is not called here: it closes every existing handler, pytest's included.)
-    """
+    """uvicorn's default dictConfig: its own stderr handler and propagate=False; the line is still ours."""
+    # (dictConfig itself is not called here: it closes every existing handler, pytest's included.)
     with logging_configured():
         lib = logging.getLogger(f"uvicorn-like-{secrets.token_hex(3)}")
         lib.addHandler(logging.StreamHandler(sys.stderr))
@@ -171,8 +169,7 @@ def test_native_stderr_lines_become_our_lines() -> None:
 
 @pytest.mark.integration
 async def test_engineio_origin_refusal_line_is_in_our_format(pki: Pki, tmp_path: Path) -> None:
-    """A foreign-Origin Socket.IO handshake (logged in, so it reaches engineio) and a failed gRPC handshake:
-    every master line is ours, once."""
+    """A foreign-Origin handshake (logged in, so engineio sees it) and a failed gRPC handshake: every line ours, once."""
     run_dir = tmp_path / "run"
     run_dir.mkdir(mode=0o700)
     [(name, password)] = create_users(database_file(run_dir), ["logsetup"]).items()

@@ -16,6 +16,8 @@ from common.cert_roles import cert_role
 from pki.generate import cert_sans, generate, signed_by
 from pki.store import load_cert
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parent.parent
 GEN_PKI = REPO / "scripts" / "gen-pki.sh"
 LEAVES = ("master", "mosquitto", "worker")
@@ -87,6 +89,7 @@ def test_ca_is_p256_pathlen_0_cert_signing_only(out: Path) -> None:
         ("worker", ExtendedKeyUsageOID.CLIENT_AUTH, set()),
     ],
 )
+
 def test_leaf_has_its_usage_sans_and_role(out: Path, name: str, usage: x509.ObjectIdentifier, sans: set[str]) -> None:
     """Leaves: own P-256 key, digitalSignature, the one EKU of the role, SANs, AKI, ~90 days, role in subject."""
     cert = load_cert(out / f"{name}.crt")

@@ -57,6 +57,7 @@ def log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     ],
 )
 def test_each_pattern_is_redacted(text: str, secret: str) -> None:
+    """Each secret shape (key, token, bearer, cookie, URL password, PEM key) is replaced by the marker."""
     key = gemini_key()
     text, secret = text.replace("{key}", key), secret.replace("{key}", key)
     out = redact(text)
@@ -64,17 +65,20 @@ def test_each_pattern_is_redacted(text: str, secret: str) -> None:
 
 
 def test_harmless_text_is_unchanged() -> None:
+    """Text with no secret, even with words like 'tokens' and 'keyboard', passes unchanged."""
     text = "task 3f2a done in 12.5 ms, prompt 40 chars, worker w-1 (keyboard, tokens=12)"
     assert redact(text) == text
 
 
 def test_registered_secret_is_redacted_anywhere() -> None:
+    """A registered secret is redacted wherever it appears, even inside a word."""
     secret = secrets.token_urlsafe(24)
     register_secret(secret)
     assert redact(f"x{secret}y and again {secret}") == f"x{REDACTED}y and again {REDACTED}"
 
 
 def test_short_values_are_not_registered() -> None:
+    """Values too short to be secrets are not registered (they would redact ordinary text)."""
     register_secret("abc")
     assert redact("abc abc") == "abc abc"
 
@@ -106,6 +110,7 @@ def test_exception_message_and_cause_are_redacted(log: tuple[logging.Logger, io.
 
 
 def test_bytes_and_non_string_arguments(log: tuple[logging.Logger, io.StringIO]) -> None:
+    """A registered secret inside bytes, dict, list or an object's str() is redacted too."""
     logger, buf = log
     secret = secrets.token_urlsafe(18)
     register_secret(secret)
@@ -132,6 +137,7 @@ def test_secret_loaded_after_logging_started(log: tuple[logging.Logger, io.Strin
 
 
 def test_secret_file_reader_registers_the_value(tmp_path, log) -> None:  # type: ignore[no-untyped-def]
+    """read_secret registers what it reads, so a later log line holding it is redacted."""
     from common.secret_files import read_secret
 
     logger, buf = log
@@ -143,6 +149,7 @@ def test_secret_file_reader_registers_the_value(tmp_path, log) -> None:  # type:
 
 
 def test_line_format_has_the_structured_fields(log: tuple[logging.Logger, io.StringIO]) -> None:
+    """A log line is key=value: time, level, component, logger, then task_id and worker_id."""
     logger, buf = log
     logger.info("task done", extra={"task_id": "t1", "worker_id": "w1"})
     line = buf.getvalue().strip()

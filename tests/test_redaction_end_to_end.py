@@ -15,10 +15,9 @@ import pytest
 
 from devstack.local_run import run_local_stack
 from devstack.local_broker import free_port
-from tests.fake_gemini import error_body, fake_gemini_in_thread, invalid_key_body
+from tests.fake_gemini import error_body, fake_gemini_in_thread, fake_key, invalid_key_body
 from tests.stack_helpers import ChatClient, LoginFailed, login_cookie
-from tests.test_gemini_backend import fake_key
-from tests.conftest import Pki, make_pki
+from tests.pki_helpers import Pki, make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +37,7 @@ def secret_values(pki: Pki, key: str, session_secret: str) -> dict[str, str]:
 
 
 async def test_no_secret_in_any_process_output_or_browser_error(tmp_path: Path) -> None:
+    """With every process at DEBUG and Gemini echoing the key, no secret is in any output or browser error."""
     pki = make_pki(tmp_path)
     key = fake_key()
     key_file = tmp_path / "gemini_api_key"

@@ -23,7 +23,9 @@ def tracked_files() -> list[Path]:
     return [REPO / name for name in out.decode().split("\0") if name]
 
 
+@pytest.mark.integration
 def test_no_private_key_or_key_shaped_string_is_tracked() -> None:
+    """No tracked file holds a PEM private key, a Gemini-shaped key or a mosquitto hash."""
     offenders = []
     for path in tracked_files():
         if not path.is_file():
@@ -36,11 +38,14 @@ def test_no_private_key_or_key_shaped_string_is_tracked() -> None:
     assert offenders == []
 
 
+@pytest.mark.integration
 def test_no_secret_file_is_tracked() -> None:
+    """No tracked file has the name of a secret (password file, key file, mosquitto_passwd)."""
     names = [str(p.relative_to(REPO)) for p in tracked_files()]
     assert [n for n in names if SECRET_FILE_NAMES.search(n)] == []
 
 
+@pytest.mark.integration
 def test_generated_material_is_ignored() -> None:
     """pki/out/ and .run/ (where keys, passwords and logs go) are git-ignored."""
     for path in ("pki/out/ca.key", "pki/out/credentials/mqtt_master_password", ".run/logs/master.log"):

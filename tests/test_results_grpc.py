@@ -7,7 +7,6 @@ a result refusal is an Ack naming the same status, and the stream stays open).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,17 @@ pytestmark = pytest.mark.integration
 
 @dataclass
 class Pending:
-    """A question held by a slow worker: the task, the stack and the asking browser session."""
+    """A question held by a slow worker: the task, the stack, the asking browser session and our PKI."""
 
     stack: Stack
     client: ChatClient
     task: Task
+    pki: Pki
 
 
 @pytest.fixture
 async def pending(pki: Pki, broker: RunningBroker) -> AsyncIterator[Pending]:
+    """A task assigned to a worker that will not answer it during the test, and the browser that asked."""
     async with local_stack(
         pki, broker, workers=2, capacity=1, worker_overrides={"echo_latency_s": 60, "drain_timeout_s": 0.1}
     ) as stack:
@@ -45,10 +46,11 @@ async def pending(pki: Pki, broker: RunningBroker) -> AsyncIterator[Pending]:
             ack = await client.ask("who may answer this?")
             d = stack.master.dispatcher
             await wait_until(lambda: d.tasks[ack["task_id"]].worker_id is not None, what="assignment")
-            yield Pending(stack, client, d.tasks[ack["task_id"]])
+            yield Pending(stack, client, d.tasks[ack["task_id"]], pki)
 
 
 def channel(port: int, creds: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    """A channel to the master's gRPC port: plaintext when `creds` is None."""
     target = f"127.0.0.1:{port}"
     if creds is None:
         return grpc.aio.insecure_channel(target)
@@ -57,6 +59,7 @@ def channel(port: int, creds: grpc.ChannelCredentials | None) -> grpc.aio.Channe
 
 @pytest.fixture(params=["unary", "stream"])
 def transport(request: pytest.FixtureRequest) -> str:
+    """Each test runs over the unary call and over the stream."""
     return str(request.param)
 
 
@@ -81,6 +84,7 @@ async def outcome(port: int, creds: grpc.ChannelCredentials | None, result: work
 
 
 def forged(task: Task, **changes: str) -> worker_pb2.TaskResult:
+    """A result for `task` with its assigned worker id and token, answer "FORGED", then `changes`."""
     fields = {"task_id": task.task_id, "worker_id": task.worker_id or "", "token": task.token, "answer": "FORGED"}
     fields.update(changes)
     return worker_pb2.TaskResult(**fields)
@@ -90,13 +94,19 @@ async def assert_refused(
     p: Pending, creds: grpc.ChannelCredentials | None, result: worker_pb2.TaskResult, code: grpc.StatusCode,
     transport: str,
 ) -> None:
-    assert await outcome(p.stack.master.grpc_port, creds, result, transport) == code.name
-    await asyncio.sleep(0.3)
-    assert p.client.responses.empty(), "a refused result reached the browser"
+    """The call is refused with `code`; then the assigned worker's own answer (the sentinel) is the first
+    and only thing the browser receives: a refused result that had got through would be ahead of it."""
+    port = p.stack.master.grpc_port
+    assert await outcome(port, creds, result, transport) == code.name
     assert p.task.task_id in p.stack.master.dispatcher.tasks, "a refused result settled the task"
+    assert await outcome(port, creds_for(p.pki, "worker"), forged(p.task, answer="SENTINEL"), transport) == "OK"
+    response = await p.client.next_response()
+    assert (response["task_id"], response["answer"]) == (p.task.task_id, "SENTINEL"), "a refused result reached the browser"
+    assert p.client.responses.empty(), "more than the sentinel reached the browser"
 
 
 def creds_for(pki: Pki, role: str | None) -> grpc.ChannelCredentials:
+    """Channel credentials trusting our CA, presenting `role`'s certificate (none when `role` is None)."""
     files = TlsFiles(ca=pki.ca) if role is None else pki.tls(role)
     return grpc_channel_credentials(files)
 

@@ -23,6 +23,7 @@ def stack() -> dict[str, Any]:
     return yaml.safe_load(STACK.read_text())
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client on this machine")
 def test_docker_stack_config_accepts_the_file() -> None:
     result = subprocess.run(["docker", "stack", "config", "-c", str(STACK)], capture_output=True, text=True, cwd=REPO)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Pki
+from tests.pki_helpers import Pki
+
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,12 +43,14 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], *fragments: 
 
 @pytest.mark.parametrize("module, role", [("master", "master"), ("worker", "worker")])
 def test_missing_password_file_names_setting_and_path(pki: Pki, module: str, role: str, tmp_path: Path) -> None:
+    """A password file that does not exist stops the service with one line naming the setting and path."""
     env = {**base_env(pki, role), "MQTT_PASSWORD_FILE": str(tmp_path / "nope")}
     assert_one_clear_line(start(module, env), f"MQTT_PASSWORD_FILE={tmp_path / 'nope'} does not exist")
 
 
 @pytest.mark.parametrize("module, role", [("master", "master"), ("worker", "worker")])
 def test_unset_secret_setting_is_named(pki: Pki, module: str, role: str) -> None:
+    """An unset MQTT_PASSWORD_FILE stops the service with one line naming the setting."""
     env = base_env(pki, role)
     del env["MQTT_PASSWORD_FILE"]
     assert_one_clear_line(start(module, env), "MQTT_PASSWORD_FILE is not set")
@@ -59,6 +63,7 @@ def test_unreadable_key_file_names_setting_and_path(pki: Pki, tmp_path: Path) ->
 
 
 def test_corrupt_certificate_names_setting_and_fix(pki: Pki, tmp_path: Path) -> None:
+    """A certificate file that is not PEM stops the worker with one line naming the setting and the fix."""
     bad = tmp_path / "master.crt"
     bad.write_text("garbage\n")
     env = {**base_env(pki, "worker"), "TLS_CERT_FILE": str(bad)}
@@ -66,11 +71,13 @@ def test_corrupt_certificate_names_setting_and_fix(pki: Pki, tmp_path: Path) -> 
 
 
 def test_missing_gemini_key_file_names_setting(pki: Pki, tmp_path: Path) -> None:
+    """A Gemini key file that does not exist stops the worker with one line naming the setting."""
     env = {**base_env(pki, "worker"), "GEMINI_API_KEY_FILE": str(tmp_path / "key")}
     assert_one_clear_line(start("worker", env), f"GEMINI_API_KEY_FILE={tmp_path / 'key'} does not exist")
 
 
 def test_empty_secret_file_is_refused(pki: Pki, tmp_path: Path) -> None:
+    """An empty secret file stops the master with one line saying it is empty."""
     empty = tmp_path / "pw"
     empty.write_text("\n")
     env = {**base_env(pki, "master"), "MQTT_PASSWORD_FILE": str(empty)}
@@ -78,6 +85,7 @@ def test_empty_secret_file_is_refused(pki: Pki, tmp_path: Path) -> None:
 
 
 def test_invalid_worker_id_is_refused(pki: Pki) -> None:
+    """A WORKER_ID outside the allowed pattern stops the worker with one line naming it."""
     env = {**base_env(pki, "worker"), "WORKER_ID": "Bad/Id"}
     assert_one_clear_line(start("worker", env), "WORKER_ID", "must match")
 

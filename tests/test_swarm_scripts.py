@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import Pki, make_pki
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parent.parent
 SECRETS = [
     "ca_crt", "master_crt", "master_key", "mosquitto_crt", "mosquitto_key", "worker_crt", "worker_key",

@@ -111,11 +111,9 @@ def test_mqtt_port_passes_mozilla_intermediate(stack: LocalStack, sslyze_python:
 def test_grpc_port_has_no_finding_but_the_group_grpc_cannot_restrict(
     stack: LocalStack, sslyze_python: Path, pki: Pki
 ) -> None:
-    """The gRPC port (worker certificate): P-521 is its one finding; grpcio has no setting for groups.
-
-    If this fails because P-521 is gone, a grpcio upgrade fixed it: require no finding here and
-    update the README's TLS section.
-    """
+    """The gRPC port (worker certificate): P-521 is its one finding; grpcio has no setting for groups."""
+    # If this fails because P-521 is gone, a grpcio upgrade fixed it: require no finding here and
+    # update the README's TLS section.
     result = audit(sslyze_python, stack.grpc_port, pki.ca, (pki.cert("worker"), pki.key("worker")))
     assert set(result["findings"]) == {"tls_curves"}, shown(result)
     assert "secp521r1" in result["findings"]["tls_curves"], shown(result)

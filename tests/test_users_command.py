@@ -68,8 +68,7 @@ def test_adding_a_user_twice_is_refused(tmp_path: Path) -> None:
 
 async def test_passwd_and_disable_end_sessions_of_the_running_master(
         pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
-    """Against the live master's store: passwd ends the user's sessions (HTTP and Socket.IO), the new password works;
-    disable refuses the login."""
+    """On the live master's store: passwd ends sessions (HTTP and Socket.IO) and the new password works; disable refuses login."""
     db = tmp_path / "master.db"
     assert users(db, "add", "dave", stdin=PASSWORD + "\n").returncode == 0
     async with local_stack(pki, broker, workers=0, master_overrides={"database_file": db}) as stack:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 
 import grpc
@@ -27,7 +26,7 @@ class StreamBroken(Exception):
 
 class ResultsClient:
     """`submit(result)` writes to a StreamResults call (opened on first use, reopened after a failure)
-    and waits for its Ack; acks come back in order, so they are matched first in, first out."""
+    and waits for its Ack, matched by task id on that stream."""
 
     def __init__(
         self, endpoint: str, tls: TlsFiles, server_name: str, *, attempts: int = 6, ack_timeout_s: float = 10.0
@@ -45,7 +44,8 @@ class ResultsClient:
         self.ack_timeout_s = ack_timeout_s
         self._call: grpc.aio.StreamStreamCall | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._waiting: collections.deque[tuple[str, asyncio.Future[worker_pb2.Ack]]] = collections.deque()
+        # Results written on the current stream and not yet acknowledged, by task id (each stream has its own).
+        self._waiting: dict[str, asyncio.Future[worker_pb2.Ack]] = {}
         self._open_lock = asyncio.Lock()
         # One write at a time (gRPC streams forbid concurrent writes), and the ack queue in write order.
         self._write_lock = asyncio.Lock()
@@ -54,29 +54,31 @@ class ResultsClient:
         async with self._open_lock:
             if self._call is None or self._call.done():
                 self._call = self._stub.StreamResults()
-                self._reader = asyncio.create_task(self._read_acks(self._call))
+                self._waiting = {}
+                self._reader = asyncio.create_task(self._read_acks(self._call, self._waiting))
             return self._call
 
-    async def _read_acks(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _read_acks(self, call: grpc.aio.StreamStreamCall,
+                         waiting: dict[str, asyncio.Future[worker_pb2.Ack]]) -> None:
+        """Hand each ack to the submit of its task (by task id: a late ack never lands on another result)."""
         code: grpc.StatusCode | None = None
         try:
             while True:
                 ack = await call.read()
                 if ack is grpc.aio.EOF:
                     break
-                if self._waiting:
-                    _, fut = self._waiting.popleft()
-                    if not fut.done():
-                        fut.set_result(ack)
+                fut = waiting.pop(ack.task_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(ack)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
         except asyncio.CancelledError:
             pass
         # Everything not yet acknowledged on this stream is failed; submit() decides to retry.
-        while self._waiting:
-            _, fut = self._waiting.popleft()
+        for fut in waiting.values():
             if not fut.done():
                 fut.set_exception(StreamBroken(code))
+        waiting.clear()
         if self._call is call:
             self._call = None
 
@@ -84,13 +86,18 @@ class ResultsClient:
         fut: asyncio.Future[worker_pb2.Ack] = asyncio.get_running_loop().create_future()
         async with self._write_lock:
             call = await self._stream()
-            self._waiting.append((result.task_id, fut))
+            waiting = self._waiting
+            waiting[result.task_id] = fut
             try:
                 await call.write(result)
             except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
                 if not fut.done():
                     fut.set_exception(StreamBroken(exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None))
-        return await asyncio.wait_for(fut, self.ack_timeout_s)
+        try:
+            return await asyncio.wait_for(fut, self.ack_timeout_s)
+        finally:
+            if waiting.get(result.task_id) is fut:
+                del waiting[result.task_id]  # timed out: a late ack for it is dropped, not given to another
 
     async def submit(self, result: worker_pb2.TaskResult) -> bool:
         """True when the master accepted the result; False when it refused it or stayed unreachable."""
