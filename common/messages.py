@@ -30,7 +30,8 @@ class TaskMessage(_Strict):
 
 
 class StatusMessage(_Strict):
-    state: Literal["idle", "busy", "offline"]
+    # draining: finishing what it has, taking nothing new (a worker told to stop).
+    state: Literal["idle", "busy", "draining", "offline"]
     capacity: int = Field(default=0, ge=0, le=1024)
     free_slots: int = Field(default=0, ge=0, le=1024)
     models: tuple[str, ...] = ()

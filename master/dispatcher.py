@@ -99,6 +99,7 @@ class Dispatcher:
         max_attempts: int = 3,
         max_queue: int = 10_000,
         queue_timeout_s: float = 600.0,
+        worker_backoff_s: float = 60.0,
     ) -> None:
         self.registry = registry
         self.publish = publish
@@ -107,6 +108,7 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.max_queue = max_queue
         self.queue_timeout_s = queue_timeout_s
+        self.worker_backoff_s = worker_backoff_s
         self.tasks: dict[str, Task] = {}
         self._queue = FairQueue()
         # Tasks each owner has queued or running (for the per-user in-flight limit).
@@ -216,6 +218,11 @@ class Dispatcher:
         now = time.monotonic() if now is None else now
         for task in list(self.tasks.values()):
             if task.assigned_at is not None and now - task.assigned_at > self.task_timeout_s:
+                if task.worker_id is not None:
+                    logger.warning("worker %s did not answer a task in %.0f s: no new tasks for it for %.0f s",
+                                   task.worker_id, self.task_timeout_s, self.worker_backoff_s,
+                                   extra={"task_id": task.task_id, "worker_id": task.worker_id})
+                    self.registry.back_off(task.worker_id, self.worker_backoff_s)
                 self._release(task)
                 self._finish(task, Outcome(task.task_id, error_code="timeout",
                                            error_message="No answer came in time. Please ask again."))

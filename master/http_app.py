@@ -8,12 +8,13 @@ from typing import Any
 from quart import Quart, jsonify, redirect
 
 from master.auth import Auth
+from master.health import HealthCheck
 from master.login_routes import MAX_FORM_BYTES, current_session, register_login_routes
 from master.sessions import ActiveSession
 from master.static_files import StaticFiles
 
 
-def create_http_app(static: StaticFiles, health: Callable[[], tuple[dict[str, Any], int]], auth: Auth,
+def create_http_app(static: StaticFiles, health: HealthCheck, auth: Auth,
                     origins: tuple[str, ...], session_max_s: float,
                     on_logout: Callable[[ActiveSession], Awaitable[None]]) -> Quart:
     app = Quart(__name__, static_folder=None)
@@ -33,7 +34,12 @@ def create_http_app(static: StaticFiles, health: Callable[[], tuple[dict[str, An
 
     @app.get("/healthz")
     async def healthz() -> Any:
-        body, status = health()
+        body, status = health.report()
+        return jsonify(body), status
+
+    @app.get("/readyz")
+    async def readyz() -> Any:
+        body, status = await health.readiness()
         return jsonify(body), status
 
     register_login_routes(app, auth, origins, session_max_s, on_logout)

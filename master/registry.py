@@ -18,11 +18,13 @@ class WorkerInfo:
     last_seen: float = 0.0
     # Task ids the master has handed to this worker and not yet seen answered.
     assigned: set[str] = field(default_factory=set)
+    # No new task before this (monotonic): its tasks timed out, it may be broken or lying.
+    backoff_until: float = 0.0
 
     @property
     def free_slots(self) -> int:
         """Counted by the master (what it assigned), not by the worker's possibly stale report."""
-        if self.state == "offline":
+        if self.state in ("offline", "draining") or time.monotonic() < self.backoff_until:
             return 0
         return max(0, self.capacity - len(self.assigned))
 
@@ -31,14 +33,17 @@ class WorkerInfo:
 
 
 class WorkerRegistry:
-    def __init__(self, worker_timeout_s: float) -> None:
+    def __init__(self, worker_timeout_s: float, max_capacity: int = 64) -> None:
         self.worker_timeout_s = worker_timeout_s
+        # A worker's claimed capacity is believed up to this: a stolen worker credential cannot
+        # claim 1,024 slots and draw every task to itself.
+        self.max_capacity = max_capacity
         self.workers: dict[str, WorkerInfo] = {}
 
     def update(self, worker_id: str, status: StatusMessage, now: float | None = None) -> WorkerInfo:
         info = self.workers.setdefault(worker_id, WorkerInfo(worker_id))
         info.state = status.state
-        info.capacity = status.capacity
+        info.capacity = min(status.capacity, self.max_capacity)
         info.models = status.models
         info.version = status.version
         info.last_seen = time.monotonic() if now is None else now
@@ -62,6 +67,12 @@ class WorkerRegistry:
                 best = info
         return best
 
+    def back_off(self, worker_id: str, seconds: float) -> None:
+        """Give `worker_id` no new task for `seconds`."""
+        info = self.workers.get(worker_id)
+        if info is not None:
+            info.backoff_until = time.monotonic() + seconds
+
     def live_models(self) -> set[str]:
         """Every model some live worker serves."""
         return {m for w in self.workers.values() if w.state != "offline" for m in w.models}
@@ -76,6 +87,6 @@ class WorkerRegistry:
     def snapshot(self) -> list[dict[str, object]]:
         return [
             {"worker_id": w.worker_id, "state": w.state, "capacity": w.capacity, "free_slots": w.free_slots,
-             "models": list(w.models), "version": w.version}
+             "models": list(w.models), "version": w.version, "backed_off": time.monotonic() < w.backoff_until}
             for w in sorted(self.workers.values(), key=lambda w: w.worker_id)
         ]

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from common.cert_roles import is_worker_certificate
 from common.rpc import worker_pb2, worker_pb2_grpc
@@ -18,6 +19,7 @@ from common.tls import TlsFiles, grpc_server_credentials
 from master.dispatcher import Dispatcher, Refusal, ResultRefused, WorkerResult
 
 logger = logging.getLogger(__name__)
+RESULT_SERVICE = worker_pb2.DESCRIPTOR.services_by_name["ResultService"].full_name
 
 REFUSAL_STATUS: dict[Refusal, grpc.StatusCode] = {
     Refusal.UNKNOWN_TASK: grpc.StatusCode.NOT_FOUND,
@@ -85,12 +87,18 @@ async def run_results_server(
     """Serve ResultService with mutual TLS; yields the bound port."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     worker_pb2_grpc.add_ResultServiceServicer_to_server(ResultService(dispatcher), server)
+    # The standard health service (grpc.health.v1), behind the same mutual TLS as the results.
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_secure_port(f"{host}:{port}", grpc_server_credentials(tls))
     if bound == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}: is the port in use?")
     await server.start()
+    for service in ("", RESULT_SERVICE):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     logger.info("gRPC results server (mutual TLS) on %s:%d", host, bound)
     try:
         yield bound
     finally:
+        await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=2)

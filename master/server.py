@@ -113,18 +113,19 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     bus = MasterBus(password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
                     Topics(settings.topic_prefix))
     dispatcher = Dispatcher(
-        WorkerRegistry(settings.worker_timeout_s),
+        WorkerRegistry(settings.worker_timeout_s, settings.max_worker_capacity),
         publish=bus.publish_task,
         deliver=delivery.deliver,
         task_timeout_s=settings.task_timeout_s,
         max_attempts=settings.max_attempts,
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
+        worker_backoff_s=settings.worker_backoff_s,
     )
     limiter = UserLimiter(user_limits(settings))
     chat = ChatEvents(sio, dispatcher, settings, auth, limiter, db)
     watch = SessionWatch(chat, db, lifetime, limiter)
-    http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher).report, auth,
+    http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher, db), auth,
                            settings.public_origins, settings.session_max_s, chat.on_logout)
     asgi = SecurityHeaders(SocketIOGate(socketio.ASGIApp(sio, other_asgi_app=http), auth.session_for))
     async with run_results_server(dispatcher, tls, settings.grpc_host, settings.grpc_port) as grpc_port:

@@ -64,6 +64,10 @@ class MasterSettings(CommonSettings):
     task_timeout_s: float = Field(default=120.0, gt=0)
     # A worker silent this long is taken as offline and its tasks go back to the queue.
     worker_timeout_s: float = Field(default=35.0, gt=0)
+    # The most slots a worker's status is believed to have, and how long a worker whose task timed
+    # out gets no new task.
+    max_worker_capacity: int = Field(default=64, ge=1, le=1024)
+    worker_backoff_s: float = Field(default=60.0, ge=0)
     max_attempts: int = Field(default=3, ge=1, le=10)
     # A task still waiting for a worker this long after it was asked is given up with an error.
     queue_timeout_s: float = Field(default=600.0, gt=0)

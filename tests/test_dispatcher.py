@@ -117,13 +117,13 @@ def test_silent_worker_is_expired_and_its_task_requeued() -> None:
 
 
 def test_overdue_task_fails_with_timeout() -> None:
-    """A task past its timeout is settled with a timeout error and its slot freed."""
+    """A task past its timeout is settled with a timeout error and its slot freed (the worker is backed off)."""
     h = Harness(task_timeout_s=5)
     h.worker("w1")
     t = h.d.submit("s", "q")
     h.d.tasks[t.task_id].assigned_at -= 6  # type: ignore[operator]
     h.d.sweep()
-    assert h.delivered[0][1].error_code == "timeout" and h.registry.workers["w1"].free_slots == 1
+    assert h.delivered[0][1].error_code == "timeout" and not h.registry.workers["w1"].assigned
 
 
 def test_bus_down_keeps_tasks_queued() -> None:
@@ -227,3 +227,37 @@ def test_task_queued_too_long_is_given_up_with_an_error() -> None:
     h.d.sweep(now=t.queued_at + 61)
     assert [(d[0].task_id, d[1].error_code) for d in h.delivered] == [(t.task_id, "queue_timeout")]
     assert h.d.queued == 0 and h.d.open_tasks("A") == 0
+
+
+def test_claimed_capacity_is_capped() -> None:
+    """A status claiming 1,024 slots is believed up to the registry's cap."""
+    registry = WorkerRegistry(worker_timeout_s=30, max_capacity=8)
+    info = registry.update("w1", StatusMessage(state="idle", capacity=1024, free_slots=1024))
+    assert info.capacity == 8 and info.free_slots == 8
+
+
+def test_draining_worker_gets_no_new_task() -> None:
+    """A worker that says draining keeps its tasks but is offered nothing new; another worker takes the rest."""
+    h = Harness()
+    h.worker("w1", capacity=4)
+    first = h.d.submit("A", "before")
+    h.worker("w1", capacity=4, state="draining")
+    h.d.submit("A", "after")
+    assert [w for w, _ in h.published] == ["w1"] and h.d.queued == 1
+    assert first.task_id in h.registry.workers["w1"].assigned
+    h.worker("w2")
+    assert [w for w, _ in h.published] == ["w1", "w2"]
+
+
+def test_worker_whose_task_timed_out_is_backed_off() -> None:
+    """After a task times out on w1, w1 gets no new task for the back-off period; w2 does."""
+    h = Harness(task_timeout_s=10, worker_backoff_s=60)
+    h.worker("w1", capacity=2)
+    t = h.d.submit("A", "never answered")
+    assert h.published[-1][0] == "w1"
+    h.d.sweep(now=h.d.tasks[t.task_id].assigned_at + 11)  # type: ignore[operator]
+    assert h.delivered[0][1].error_code == "timeout"
+    assert h.registry.workers["w1"].free_slots == 0
+    h.d.submit("A", "next")
+    h.worker("w2")
+    assert h.published[-1][0] == "w2"

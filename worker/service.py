@@ -45,14 +45,16 @@ class Worker:
         self.results = results
         self.bus = bus
         self.busy = 0
+        self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_state: str | None = None
 
     # -- status -------------------------------------------------------------------------
     def status(self) -> StatusMessage:
         free = self.settings.capacity - self.busy
+        state = "draining" if self.draining else "busy" if free <= 0 else "idle"
         return StatusMessage(
-            state="busy" if free <= 0 else "idle",
+            state=state,
             capacity=self.settings.capacity,
             free_slots=max(free, 0),
             models=self.backend.models,
@@ -133,7 +135,10 @@ class Worker:
         )
 
     async def drain(self, timeout: float) -> None:
-        """Let running tasks finish for up to `timeout`, then cancel the rest."""
+        """Say `draining` (the master sends nothing new), let running tasks finish for up to `timeout`,
+        then cancel the rest."""
+        self.draining = True
+        self.publish_status(force=True)
         if self._tasks:
             _, unfinished = await asyncio.wait(set(self._tasks), timeout=timeout)
             for t in unfinished:
