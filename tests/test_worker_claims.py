@@ -67,8 +67,7 @@ async def test_draining_worker_gets_no_task_after_it_said_so(pki: Pki, broker: R
 
 
 async def test_fake_worker_claiming_1024_slots_is_capped_and_backed_off(pki: Pki, broker: RunningBroker) -> None:
-    """Worker credentials announcing 1,024 free slots and never answering: capped at MAX_WORKER_CAPACITY, backed off
-    after its first timeouts, and the real worker's user is answered."""
+    """A worker credential claiming 1,024 slots, never answering: capped, backed off after timeouts; others answered."""
     overrides = {"max_worker_capacity": 2, "task_timeout_s": 1.0, "worker_backoff_s": 60}
     async with local_stack(pki, broker, workers=1, capacity=2, master_overrides=overrides) as stack:
         registry = stack.master.dispatcher.registry
