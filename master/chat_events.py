@@ -7,6 +7,7 @@ every answer of that user, and no one else does.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,14 +17,16 @@ from werkzeug.http import parse_cookie
 
 from master.auth import Auth
 from master.bad_input_log import BadInputLog
-from master.dispatcher import Dispatcher, QueueFull
+from master.dispatcher import Dispatcher, QueueFull, owner_of
 from master.queries import QueryRejected, parse_query
 from master.sessions import COOKIE_NAME, ActiveSession
 from master.settings import MasterSettings
 from master.store import Database
+from master.task_journal import finished_since
 from master.user_limits import LimitExceeded, UserLimiter, read_daily_count, utc_day
 
 logger = logging.getLogger(__name__)
+SYNC_LIMIT = 200
 
 
 def create_socketio(settings: MasterSettings) -> socketio.AsyncServer:
@@ -36,11 +39,6 @@ def create_socketio(settings: MasterSettings) -> socketio.AsyncServer:
         logger=False,
         engineio_logger=False,
     )
-
-
-def owner_of(user_id: int) -> str:
-    """The task owner and Socket.IO room of a user."""
-    return f"user-{user_id}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,7 @@ class ChatEvents:
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("ai-query", self.on_query)
+        sio.on("ai-sync", self.on_sync)
         sio.on("*", self.on_unknown_event)
 
     async def on_connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -97,18 +96,27 @@ class ChatEvents:
             self.bad_input.report(sid, "an event named 'disconnect' (reserved) was ignored")
             return
         self.bad_input.forget(sid)
-        connection = self.connections.pop(sid, None)
-        if connection is None:
-            return
-        if any(c.owner == connection.owner for c in self.connections.values()):
-            logger.info("session %s disconnected; the user has other connections", sid)
-            return
-        dropped = self.dispatcher.cancel_owner(connection.owner)
-        logger.info("session %s disconnected; %d unfinished tasks dropped", sid, dropped)
+        if self.connections.pop(sid, None) is not None:
+            # The user's tasks go on: their answers are stored, and the page fetches them ("ai-sync")
+            # when it connects again.
+            logger.info("session %s disconnected", sid)
 
     async def on_unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         self.bad_input.report(sid, f"unknown event {str(event)[:40]!r}")
-        return _error("unknown_event", "This server knows the events ai-query only.")
+        return _error("unknown_event", "This server knows the events ai-query and ai-sync only.")
+
+    async def on_sync(self, sid: str, *args: Any) -> dict[str, Any]:
+        """`ai-sync {since}`: the user's answers and errors finished after `since` (Unix time), oldest first,
+        at most SYNC_LIMIT; the page asks after every (re)connect with the time of the last one it has."""
+        connection = self.connections.get(sid)
+        if connection is None:
+            return _error("not_logged_in", "Log in again.")
+        since = args[0].get("since") if len(args) == 1 and isinstance(args[0], dict) else None
+        if isinstance(since, bool) or not isinstance(since, (int, float)) or not math.isfinite(since):
+            self.bad_input.report(sid, "ai-sync without a numeric since")
+            return _error("bad_request", "Send {\"since\": <Unix time of the last answer you have>}.")
+        events = await self.db.run(finished_since, connection.session.user.id, float(since), SYNC_LIMIT)
+        return {"events": events}
 
     async def on_query(self, sid: str, *args: Any) -> dict[str, Any]:
         connection = self.connections.get(sid)
@@ -132,7 +140,7 @@ class ChatEvents:
             query = parse_query(data, self.settings.max_prompt_chars, self.settings.default_model)
             self._check_model(query.model)
             self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(connection.owner))
-            task = self.dispatcher.submit(connection.owner, query.text, query.model)
+            task = self.dispatcher.submit(connection.owner, query.text, query.model, user_id=user.id)
         except QueryRejected as exc:
             self.bad_input.report(sid, f"question refused: {exc.code}")
             return _error(exc.code, exc.message)

@@ -56,11 +56,13 @@ class Delivery:
             "delivered %s after %.1f ms", "answer" if outcome.answer is not None else f"error {outcome.error_code}",
             elapsed_ms, extra={"task_id": task.task_id, "worker_id": outcome.worker_id},
         )
+        # finished_at (server time): what the page sends back in "ai-sync" after a reconnect.
         if outcome.answer is not None:
-            event, payload = "ai-response", {"task_id": task.task_id, "answer": outcome.answer, "model": outcome.model}
+            event, payload = "ai-response", {"task_id": task.task_id, "answer": outcome.answer, "model": outcome.model,
+                                             "finished_at": time.time()}
         else:
             event, payload = "ai-error", {"task_id": task.task_id, "code": outcome.error_code,
-                                          "message": outcome.error_message}
+                                          "message": outcome.error_message, "finished_at": time.time()}
         emit = asyncio.get_running_loop().create_task(self.sio.emit(event, payload, to=task.owner))
         self._emits.add(emit)
         emit.add_done_callback(self._emits.discard)

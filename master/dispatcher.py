@@ -8,12 +8,13 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from common.messages import StatusMessage, TaskMessage
 from master.fair_queue import FairQueue
-from master.registry import WorkerRegistry
+from master.registry import WorkerInfo, WorkerRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class WorkerResult:
     error_message: str = ""
 
 
+def owner_of(user_id: int) -> str:
+    """The task owner (and Socket.IO room) of a user."""
+    return f"user-{user_id}"
+
+
 @dataclass
 class Task:
     task_id: str
@@ -68,6 +74,8 @@ class Task:
     assigned_at: float | None = None
     # The owner left while a worker was on it: the slot stays taken until the result, which is dropped.
     abandoned: bool = False
+    # The user in the store (0: none, as in unit tests).
+    user_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,39 @@ Publish = Callable[[str, TaskMessage], bool]
 Deliver = Callable[[Task, Outcome], None]
 
 
+class StoredTaskLike(Protocol):
+    task_id: str
+    user_id: int
+    prompt: str
+    model: str
+    priority: int
+    state: str
+    attempts: int
+    token: str
+    worker_id: str | None
+    created_at: float
+
+
+class Journal(Protocol):
+    """Where the dispatcher reports each change of a task (the store, batched: master/task_journal.py)."""
+
+    def accepted(self, task: Task) -> None: ...
+    def assigned(self, task: Task) -> None: ...
+    def requeued(self, task: Task) -> None: ...
+    def finished(self, task: Task, outcome: Outcome) -> None: ...
+    def dropped(self, task: Task) -> None: ...
+
+
+class NoJournal:
+    """Keeps nothing (unit tests, and a dispatcher without a store)."""
+
+    def accepted(self, task: Task) -> None: ...
+    def assigned(self, task: Task) -> None: ...
+    def requeued(self, task: Task) -> None: ...
+    def finished(self, task: Task, outcome: Outcome) -> None: ...
+    def dropped(self, task: Task) -> None: ...
+
+
 class Dispatcher:
     """Queue, assignment and result checks; its I/O (publish to a worker, deliver to an asker) is passed in."""
 
@@ -100,6 +141,7 @@ class Dispatcher:
         max_queue: int = 10_000,
         queue_timeout_s: float = 600.0,
         worker_backoff_s: float = 60.0,
+        journal: Journal | None = None,
     ) -> None:
         self.registry = registry
         self.publish = publish
@@ -109,21 +151,45 @@ class Dispatcher:
         self.max_queue = max_queue
         self.queue_timeout_s = queue_timeout_s
         self.worker_backoff_s = worker_backoff_s
+        self.journal: Journal = journal or NoJournal()
         self.tasks: dict[str, Task] = {}
         self._queue = FairQueue()
         # Tasks each owner has queued or running (for the per-user in-flight limit).
         self._open: dict[str, int] = {}
 
     # -- intake -----------------------------------------------------------------------
-    def submit(self, owner: str, prompt: str, model: str = "", priority: int = 0) -> Task:
+    def submit(self, owner: str, prompt: str, model: str = "", priority: int = 0, user_id: int = 0) -> Task:
         if len(self._queue) >= self.max_queue:
             raise QueueFull(f"the queue holds {self.max_queue} tasks")
-        task = Task(uuid.uuid4().hex, owner, prompt, model, priority, time.time())
-        self.tasks[task.task_id] = task
-        self._open[owner] = self._open.get(owner, 0) + 1
+        task = Task(uuid.uuid4().hex, owner, prompt, model, priority, time.time(), user_id=user_id)
+        self._admit(task)
+        self.journal.accepted(task)
         self._queue.push(task.task_id, owner, priority)
         self.pump()
         return task
+
+    def _admit(self, task: Task) -> None:
+        self.tasks[task.task_id] = task
+        self._open[task.owner] = self._open.get(task.owner, 0) + 1
+
+    def restore(self, stored: Iterable[StoredTaskLike]) -> int:
+        """After a restart: queued tasks are queued again; assigned ones stay with their worker (its result,
+        with the stored token, is accepted), and go back to the queue if that worker is not heard from."""
+        count = 0
+        now = time.monotonic()
+        for s in stored:
+            task = Task(s.task_id, owner_of(s.user_id), s.prompt, s.model, s.priority, s.created_at, token=s.token,
+                        attempts=s.attempts, user_id=s.user_id)
+            self._admit(task)
+            if s.state == "assigned" and s.worker_id:
+                info = self.registry.workers.setdefault(s.worker_id, WorkerInfo(s.worker_id, state="unknown",
+                                                                               last_seen=now))
+                task.worker_id, task.assigned_at = s.worker_id, now
+                info.assigned.add(task.task_id)
+            else:
+                self._queue.push(task.task_id, task.owner, task.priority)
+            count += 1
+        return count
 
     @property
     def queued(self) -> int:
@@ -140,6 +206,7 @@ class Dispatcher:
             if task.worker_id is None:
                 self._queue.discard(task.task_id)
                 self._forget(task)
+                self.journal.dropped(task)
             else:
                 task.abandoned = True  # the worker is still busy with it: its slot frees on the result
         return len(mine)
@@ -177,6 +244,7 @@ class Dispatcher:
             task.worker_id, task.assigned_at = worker.worker_id, time.monotonic()
             task.attempts += 1
             worker.assigned.add(task.task_id)
+            self.journal.assigned(task)
 
     def _release(self, task: Task) -> None:
         if task.worker_id and task.worker_id in self.registry.workers:
@@ -202,12 +270,14 @@ class Dispatcher:
             self._release(task)
             if task.abandoned:
                 self._forget(task)
+                self.journal.dropped(task)
             elif task.attempts >= self.max_attempts:
                 self._finish(task, Outcome(task.task_id, error_code="worker_lost",
                                            error_message="The workers handling this question stopped. Please ask again."))
             else:
                 logger.warning("back in the queue: worker %s", why, extra={"task_id": task_id, "worker_id": worker_id})
                 self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self.journal.requeued(task)
         info.assigned.clear()
         self.pump()
 
@@ -255,5 +325,6 @@ class Dispatcher:
 
     def _finish(self, task: Task, outcome: Outcome) -> None:
         self._forget(task)
+        self.journal.finished(task, outcome)
         if not task.abandoned:
             self.deliver(task, outcome)

@@ -24,7 +24,8 @@ class WorkerInfo:
     @property
     def free_slots(self) -> int:
         """Counted by the master (what it assigned), not by the worker's possibly stale report."""
-        if self.state in ("offline", "draining") or time.monotonic() < self.backoff_until:
+        # unknown: named by a task restored from the store, not heard from since the restart.
+        if self.state in ("offline", "draining", "unknown") or time.monotonic() < self.backoff_until:
             return 0
         return max(0, self.capacity - len(self.assigned))
 

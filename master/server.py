@@ -32,6 +32,7 @@ from master.socketio_gate import SocketIOGate
 from master.sessions import CookieSigner, SessionLifetime
 from master.settings import MasterSettings
 from master.static_files import StaticFiles
+from master.task_journal import TaskJournal, load_open_tasks
 from master.store import Database, open_database
 from master.user_limits import Limits, UserLimiter
 
@@ -110,6 +111,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                  lifetime: SessionLifetime) -> AsyncIterator[RunningMaster]:
     sio = create_socketio(settings)
     delivery = Delivery(sio)
+    journal = TaskJournal(db)
     bus = MasterBus(password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
                     Topics(settings.topic_prefix))
     dispatcher = Dispatcher(
@@ -121,7 +123,11 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
         worker_backoff_s=settings.worker_backoff_s,
+        journal=journal,
     )
+    restored = dispatcher.restore(await db.run(load_open_tasks))
+    if restored:
+        logger.info("%d unfinished tasks from the store are queued again or waiting for their worker", restored)
     limiter = UserLimiter(user_limits(settings))
     chat = ChatEvents(sio, dispatcher, settings, auth, limiter, db)
     watch = SessionWatch(chat, db, lifetime, limiter)
@@ -133,13 +139,19 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
             bus.start(on_status=dispatcher.on_status, on_connected=dispatcher.pump)
             sweeper = asyncio.create_task(_sweep(dispatcher, delivery.stats))
             watcher = asyncio.create_task(watch.run())
+            writer = asyncio.create_task(journal.run())
             logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
             try:
                 yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth)
             finally:
                 sweeper.cancel()
                 watcher.cancel()
+                writer.cancel()
                 await bus.stop()
+                try:
+                    await journal.flush()  # what the last interval changed
+                except Exception:
+                    logger.exception("could not write the last task changes to the store")
                 try:
                     await watch.check_once()  # the last daily counts
                 except Exception:

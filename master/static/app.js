@@ -12,6 +12,8 @@
   const early = new Map(); // task_id -> [kind, text, meta] for answers that beat their acknowledgement
   let maxChars = Infinity; // the server's limit, sent on connect ("limits")
   let csrf = ""; // for logout, from /session
+  const shown = new Set(); // task ids whose outcome is on the page
+  let lastAt = 0; // server time of the newest outcome shown: "ai-sync" asks for what came after it
   const OTHER_TAB_MS = 3000; // an answer with no acknowledgement here by then was asked in another tab
 
   function toLogin() { window.location.assign("/login"); }
@@ -51,6 +53,29 @@
     return el;
   }
 
+  function note(r) {
+    shown.add(r.task_id);
+    if (typeof r.finished_at === "number") lastAt = Math.max(lastAt, r.finished_at);
+  }
+
+  function showSynced(e) { // an outcome fetched after a (re)connect or a reload
+    if (shown.has(e.task_id)) return;
+    note(e);
+    const kind = e.event === "ai-response" ? "ai" : "error";
+    const text = kind === "ai" ? e.answer : e.message;
+    const meta = kind === "ai" ? (e.model ? "model: " + e.model : "") : e.code;
+    if (pending.has(e.task_id)) { resolve(e.task_id, kind, text, meta); return; }
+    if (e.prompt) bubble("user", e.prompt);
+    bubble(kind, text, meta);
+  }
+
+  function sync() { // what finished while this page was not connected (or before it was loaded)
+    socket.timeout(15000).emit("ai-sync", { since: Math.max(0, lastAt - 5) }, (err, resp) => {
+      if (err || !resp || !Array.isArray(resp.events)) return;
+      resp.events.forEach(showSynced);
+    });
+  }
+
   function resolve(taskId, kind, text, meta) {
     const el = pending.get(taskId);
     pending.delete(taskId);
@@ -74,7 +99,7 @@
   }
 
   const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
-  socket.on("connect", () => setState("connected", "connected"));
+  socket.on("connect", () => { setState("connected", "connected"); sync(); });
   socket.on("disconnect", (reason) => {
     setState("disconnected", "disconnected (" + reason + ") – reconnecting");
     if (reason === "io server disconnect") loadSession(); // the server ended it: logged out or disabled?
@@ -83,8 +108,8 @@
     setState("disconnected", "cannot connect: " + err.message);
     loadSession(); // logged out or expired: back to the login page
   });
-  socket.on("ai-response", (r) => resolve(r.task_id, "ai", r.answer, r.model ? "model: " + r.model : ""));
-  socket.on("ai-error", (r) => resolve(r.task_id, "error", r.message, r.code));
+  socket.on("ai-response", (r) => { if (shown.has(r.task_id)) return; note(r); resolve(r.task_id, "ai", r.answer, r.model ? "model: " + r.model : ""); });
+  socket.on("ai-error", (r) => { if (shown.has(r.task_id)) return; note(r); resolve(r.task_id, "error", r.message, r.code); });
   socket.on("limits", (l) => { if (l && Number.isInteger(l.max_prompt_chars)) maxChars = l.max_prompt_chars; });
 
   form.addEventListener("submit", (ev) => {

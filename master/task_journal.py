@@ -1,0 +1,148 @@
+"""The tasks' life in the store, written in batches: one transaction per flush, never on the event loop.
+
+The dispatcher reports each change (accepted, assigned, back in the queue, finished, dropped); the
+journal keeps the latest row image per task and writes them every `interval_s` in one transaction on
+the store's thread. A master killed between two flushes loses at most that interval of changes: a
+task accepted in it was never acknowledged to the asker as stored; an answer in it is answered again
+after the restart (the task is still open, its token valid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from master.dispatcher import Outcome, Task
+from master.store import Database
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    """An open task as the store has it, to queue again after a restart."""
+
+    task_id: str
+    user_id: int
+    prompt: str
+    model: str
+    priority: int
+    state: str
+    attempts: int
+    token: str
+    worker_id: str | None
+    created_at: float
+
+
+class TaskJournal:
+    def __init__(self, db: Database, interval_s: float = 0.05) -> None:
+        self.db = db
+        self.interval_s = interval_s
+        self._rows: dict[str, dict[str, Any]] = {}  # task id -> the columns to write
+        self._deleted: set[str] = set()
+        self._wake = asyncio.Event()
+
+    # -- what the dispatcher reports (on the event loop; cheap) -------------------------------------
+    def accepted(self, task: Task) -> None:
+        self._rows[task.task_id] = {
+            "id": task.task_id, "user_id": task.user_id, "prompt": task.prompt, "model": task.model,
+            "priority": task.priority, "state": "queued", "attempts": task.attempts, "token": task.token,
+            "worker_id": None, "created_at": task.created,
+        }
+        self._wake.set()
+
+    def assigned(self, task: Task) -> None:
+        self._update(task, state="assigned", attempts=task.attempts, worker_id=task.worker_id)
+
+    def requeued(self, task: Task) -> None:
+        self._update(task, state="queued", attempts=task.attempts, worker_id=None)
+
+    def finished(self, task: Task, outcome: Outcome) -> None:
+        self._update(task, state="answered" if outcome.answer is not None else "failed",
+                     answer=outcome.answer, answer_model=outcome.model, error_code=outcome.error_code,
+                     error_message=outcome.error_message, worker_id=outcome.worker_id, finished_at=time.time())
+
+    def dropped(self, task: Task) -> None:
+        """Cancelled: forgotten by the store too."""
+        self._rows.pop(task.task_id, None)
+        self._deleted.add(task.task_id)
+        self._wake.set()
+
+    def _update(self, task: Task, **columns: Any) -> None:
+        row = self._rows.setdefault(task.task_id, {"id": task.task_id})
+        row.update(columns)
+        self._wake.set()
+
+    # -- writing ----------------------------------------------------------------------------------
+    async def flush(self) -> int:
+        """Write everything reported so far in one transaction; returns how many rows."""
+        rows, deleted = self._rows, self._deleted
+        self._rows, self._deleted = {}, set()
+        if not rows and not deleted:
+            return 0
+        try:
+            await self.db.run(write_rows, list(rows.values()), deleted)
+        except sqlite3.Error:
+            # Keep them for the next flush (merged under anything newer).
+            for task_id, row in rows.items():
+                self._rows[task_id] = {**row, **self._rows.get(task_id, {})}
+            self._deleted |= deleted
+            raise
+        return len(rows) + len(deleted)
+
+    async def run(self) -> None:
+        """Flush every `interval_s` while there is something to write."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.flush()
+            except sqlite3.Error:
+                logger.exception("could not write tasks to the store; retrying in %.0f ms", self.interval_s * 1000)
+                self._wake.set()
+
+
+def write_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]], deleted: set[str]) -> None:
+    with conn:
+        for row in rows:
+            if "prompt" in row:  # a new task (maybe already moved on): insert it whole
+                full = {"attempts": 0, "worker_id": None, "answer": None, "answer_model": None, "error_code": None,
+                        "error_message": None, "finished_at": None, **row}
+                conn.execute(
+                    "INSERT OR REPLACE INTO tasks (id, user_id, prompt, model, priority, state, attempts, token,"
+                    " worker_id, answer, answer_model, error_code, error_message, created_at, finished_at)"
+                    " VALUES (:id, :user_id, :prompt, :model, :priority, :state, :attempts, :token, :worker_id,"
+                    " :answer, :answer_model, :error_code, :error_message, :created_at, :finished_at)", full)
+            else:
+                columns = [c for c in row if c != "id"]
+                conn.execute(f"UPDATE tasks SET {', '.join(f'{c} = :{c}' for c in columns)} WHERE id = :id", row)
+        conn.executemany("DELETE FROM tasks WHERE id = ?", [(t,) for t in deleted])
+
+
+def load_open_tasks(conn: sqlite3.Connection) -> list[StoredTask]:
+    rows = conn.execute(
+        "SELECT id, user_id, prompt, model, priority, state, attempts, token, worker_id, created_at FROM tasks"
+        " WHERE state IN ('queued', 'assigned') ORDER BY created_at").fetchall()
+    return [StoredTask(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), int(r[6]), str(r[7]),
+                       r[8], float(r[9])) for r in rows]
+
+
+def finished_since(conn: sqlite3.Connection, user_id: int, since: float, limit: int = 200) -> list[dict[str, Any]]:
+    """The user's answers and errors finished after `since` (Unix time), oldest first."""
+    rows = conn.execute(
+        "SELECT id, state, answer, answer_model, error_code, error_message, finished_at, prompt FROM tasks"
+        " WHERE user_id = ? AND finished_at > ? ORDER BY finished_at LIMIT ?", (user_id, since, limit)).fetchall()
+    out = []
+    for task_id, state, answer, model, code, message, finished_at, prompt in rows:
+        if state == "answered":
+            out.append({"event": "ai-response", "task_id": task_id, "answer": answer, "model": model or "",
+                        "finished_at": finished_at, "prompt": prompt})
+        else:
+            out.append({"event": "ai-error", "task_id": task_id, "code": code, "message": message,
+                        "finished_at": finished_at, "prompt": prompt})
+    return out

@@ -1,0 +1,65 @@
+"""master/task_journal.py: batched writes of the tasks' life, read back after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from master.accounts import add_user
+from master.dispatcher import Dispatcher, Outcome, owner_of
+from master.registry import WorkerRegistry
+from master.store import open_database
+from master.task_journal import TaskJournal, finished_since, load_open_tasks
+from common.messages import StatusMessage, TaskMessage
+
+
+async def test_journal_round_trip_restores_queued_and_assigned_tasks(tmp_path: Path) -> None:
+    """Accepted, assigned and finished tasks are written in one flush; a new dispatcher restores the open ones."""
+    db = await open_database(tmp_path / "m.db")
+    try:
+        user = await db.run(add_user, "alice", "hash-not-used-here", "user")
+        journal = TaskJournal(db)
+        published: list[tuple[str, TaskMessage]] = []
+        d = Dispatcher(WorkerRegistry(30), lambda w, m: published.append((w, m)) or True, lambda t, o: None,
+                       journal=journal)
+        d.on_status("w1", StatusMessage(state="idle", capacity=1, free_slots=1, models=("echo",)))
+        running = d.submit(owner_of(user.id), "first", user_id=user.id)
+        queued = d.submit(owner_of(user.id), "second", user_id=user.id)
+        done = d.submit(owner_of(user.id), "third", user_id=user.id)
+        d._queue.discard(done.task_id)  # settle "third" directly: a finished task is not restored
+        d._finish(done, Outcome(done.task_id, answer="ok", model="echo", worker_id="w1"))
+        assert await journal.flush() == 3
+        stored = {s.task_id: s for s in await db.run(load_open_tasks)}
+        assert stored[running.task_id].state == "assigned" and stored[running.task_id].worker_id == "w1"
+        assert stored[running.task_id].token == running.token
+        assert stored[queued.task_id].state == "queued" and done.task_id not in stored
+
+        fresh = Dispatcher(WorkerRegistry(30), lambda w, m: True, lambda t, o: None)
+        assert fresh.restore(stored.values()) == 2
+        assert fresh.queued == 1 and fresh.tasks[running.task_id].worker_id == "w1"
+        assert fresh.registry.workers["w1"].free_slots == 0  # not heard from since the restart: no new task yet
+
+        [event] = await db.run(finished_since, user.id, 0.0)
+        assert (event["event"], event["task_id"], event["answer"], event["prompt"]) == ("ai-response", done.task_id, "ok", "third")
+    finally:
+        db.close()
+
+
+async def test_journal_batches_many_changes_into_one_flush(tmp_path: Path) -> None:
+    """1,000 submits between two flushes cost one transaction; the run loop writes them within its interval."""
+    db = await open_database(tmp_path / "m.db")
+    try:
+        user = await db.run(add_user, "bob", "hash-not-used-here", "user")
+        journal = TaskJournal(db, interval_s=0.01)
+        d = Dispatcher(WorkerRegistry(30), lambda w, m: True, lambda t, o: None, journal=journal)
+        writer = asyncio.create_task(journal.run())
+        for i in range(1000):
+            d.submit(owner_of(user.id), f"q{i}", user_id=user.id)
+        for _ in range(200):
+            if len(await db.run(load_open_tasks)) == 1000:
+                break
+            await asyncio.sleep(0.01)
+        writer.cancel()
+        assert len(await db.run(load_open_tasks)) == 1000
+    finally:
+        db.close()
