@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from common.cert_roles import is_worker_certificate
+from common.grpc_keepalive import KEEPALIVE_S, server_options
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_server_credentials
 from master.dispatcher import Dispatcher, Refusal, ResultRefused, WorkerResult
@@ -82,10 +83,10 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
 
 @contextlib.asynccontextmanager
 async def run_results_server(
-    dispatcher: Dispatcher, tls: TlsFiles, host: str = "127.0.0.1", port: int = 0
+    dispatcher: Dispatcher, tls: TlsFiles, host: str = "127.0.0.1", port: int = 0, keepalive_s: float = KEEPALIVE_S,
 ) -> AsyncIterator[int]:
     """Serve ResultService with mutual TLS; yields the bound port."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *server_options(keepalive_s)])
     worker_pb2_grpc.add_ResultServiceServicer_to_server(ResultService(dispatcher), server)
     # The standard health service (grpc.health.v1), behind the same mutual TLS as the results.
     health_servicer = health.aio.HealthServicer()

@@ -7,6 +7,7 @@ import logging
 
 import grpc
 
+from common.grpc_keepalive import KEEPALIVE_S, client_options
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_channel_credentials
 
@@ -29,13 +30,13 @@ class ResultsClient:
     and waits for its Ack, matched by task id on that stream."""
 
     def __init__(
-        self, endpoint: str, tls: TlsFiles, server_name: str, *, attempts: int = 6, ack_timeout_s: float = 10.0
+        self, endpoint: str, tls: TlsFiles, server_name: str, *, attempts: int = 6, ack_timeout_s: float = 10.0,
+        keepalive_s: float = KEEPALIVE_S,
     ) -> None:
         options = [
             ("grpc.ssl_target_name_override", server_name),
             ("grpc.default_authority", server_name),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_permit_without_calls", 1),
+            *client_options(keepalive_s),
         ]
         self._channel = grpc.aio.secure_channel(endpoint, grpc_channel_credentials(tls), options=options)
         self._stub = worker_pb2_grpc.ResultServiceStub(self._channel)
