@@ -30,6 +30,10 @@ class CommonSettings(BaseSettings):
     log_content: bool = False
     topic_prefix: str = Field(default="upb", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
+    # /metrics (Prometheus) on its own port; unset: no metrics endpoint. Not the published HTTPS port.
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
     mqtt_host: str = "mosquitto"
     mqtt_port: int = Field(default=8883, ge=1, le=65535)
     mqtt_password_file: Path

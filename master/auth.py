@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from master.accounts import MAX_PASSWORD_CHARS, NAME_RE, Passwords, User, login_record
 from master.login_throttle import LoginThrottle
+from master.metrics import LOGINS_FAILED
 from master.sessions import (
     ActiveSession, CookieSigner, SessionLifetime, create_session, delete_session, find_session, new_token, token_hash,
 )
@@ -56,6 +57,7 @@ class Auth:
         name_key, address_key = f"name:{name.casefold()[:64]}", f"addr:{address}"
         wait = max(self.by_name.locked_for(name_key), self.by_address.locked_for(address_key))
         if wait > 0:
+            LOGINS_FAILED.inc()
             raise LoginRefused(429, f"Too many failed logins. Try again in {human_duration(wait)}.", wait)
         plausible = bool(NAME_RE.fullmatch(name)) and 0 < len(password) <= MAX_PASSWORD_CHARS
         record = await self.db.run(login_record, name) if plausible else None
@@ -65,10 +67,12 @@ class Auth:
         if not ok or record is None:
             self.by_name.failed(name_key)
             self.by_address.failed(address_key)
+            LOGINS_FAILED.inc()
             logger.info("login failed")
             raise LoginRefused(401, WRONG_CREDENTIALS)
         user: User = record[0]
         if user.disabled:
+            LOGINS_FAILED.inc()
             raise LoginRefused(403, "This account is disabled. Ask the operator.")
         self.by_name.succeeded(name_key)
         self.by_address.succeeded(address_key)

@@ -15,6 +15,7 @@ from typing import Any
 import socketio
 from werkzeug.http import parse_cookie
 
+from master import metrics
 from master.auth import Auth
 from master.bad_input_log import BadInputLog
 from master.dispatcher import Dispatcher, QueueFull, owner_of
@@ -143,10 +144,13 @@ class ChatEvents:
             task = self.dispatcher.submit(connection.owner, query.text, query.model, user_id=user.id)
         except QueryRejected as exc:
             self.bad_input.report(sid, f"question refused: {exc.code}")
+            metrics.refused(exc.code)
             return _error(exc.code, exc.message)
         except LimitExceeded as exc:
+            metrics.refused(exc.code)
             return _error(exc.code, exc.message, retry_after_s=exc.retry_after_s)
         except QueueFull:
+            metrics.refused("busy")
             return _error("busy", "The service is at capacity. Try again in a minute.")
         logger.debug("queued, %d chars", len(query.text), extra={"task_id": task.task_id, "session": sid})
         if self.settings.log_content:

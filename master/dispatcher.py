@@ -117,6 +117,33 @@ class Journal(Protocol):
     def dropped(self, task: Task) -> None: ...
 
 
+class FanOut:
+    """Several journals, each told every change (the store's and the metrics')."""
+
+    def __init__(self, *journals: Journal) -> None:
+        self.journals = journals
+
+    def accepted(self, task: Task) -> None:
+        for j in self.journals:
+            j.accepted(task)
+
+    def assigned(self, task: Task) -> None:
+        for j in self.journals:
+            j.assigned(task)
+
+    def requeued(self, task: Task) -> None:
+        for j in self.journals:
+            j.requeued(task)
+
+    def finished(self, task: Task, outcome: Outcome) -> None:
+        for j in self.journals:
+            j.finished(task, outcome)
+
+    def dropped(self, task: Task) -> None:
+        for j in self.journals:
+            j.dropped(task)
+
+
 class NoJournal:
     """Keeps nothing (unit tests, and a dispatcher without a store)."""
 

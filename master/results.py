@@ -18,6 +18,7 @@ from common.grpc_keepalive import KEEPALIVE_S, server_options
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_server_credentials
 from master.dispatcher import Dispatcher, Refusal, ResultRefused, WorkerResult
+from master.metrics import RESULTS_REFUSED
 
 logger = logging.getLogger(__name__)
 RESULT_SERVICE = worker_pb2.DESCRIPTOR.services_by_name["ResultService"].full_name
@@ -44,6 +45,7 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
     async def _require_worker(self, context: grpc.aio.ServicerContext, what: str) -> None:
         pem = (context.auth_context().get("x509_pem_cert") or [b""])[0]
         if not is_worker_certificate(pem):
+            RESULTS_REFUSED.labels("role").inc()
             logger.warning("%s refused: peer certificate is not a worker's", what)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a worker certificate is required")
 
@@ -52,6 +54,7 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
         try:
             self.dispatcher.accept_result(result_from_message(request))
         except ResultRefused as exc:
+            RESULTS_REFUSED.labels(exc.refusal.name.lower()).inc()
             logger.warning(
                 "result refused: %s", exc.refusal.value,
                 extra={"task_id": request.task_id[:64], "worker_id": request.worker_id[:64]},

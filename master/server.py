@@ -12,6 +12,7 @@ import socketio
 
 from common.mqtt_connect import BrokerAddress
 from common.secret_files import ConfigError
+from common.metrics_server import serve_metrics
 from common.tls import TlsFiles
 from common.topics import Topics
 from master.accounts import AccountError, Passwords, add_user, check_password, count_users
@@ -20,7 +21,8 @@ from master.bus import MasterBus
 from master.chat_events import ChatEvents, create_socketio
 from master.login_throttle import LoginThrottle
 from master.delivery import Delivery, DeliveryStats
-from master.dispatcher import Dispatcher
+from master.dispatcher import Dispatcher, FanOut
+from master.metrics import MetricsJournal, sample
 from master.health import HealthCheck
 from master.http_app import create_http_app
 from master.https_server import serve_https
@@ -51,6 +53,7 @@ class RunningMaster:
     db: Database
     chat: ChatEvents
     auth: Auth
+    metrics_port: int | None
 
 
 async def seed_initial_admin(settings: MasterSettings, db: Database, auth: Auth) -> None:
@@ -71,12 +74,13 @@ def user_limits(settings: MasterSettings) -> Limits:
                   exempt_admins=settings.limits_exempt_admins)
 
 
-async def _sweep(dispatcher: Dispatcher, stats: DeliveryStats) -> None:
-    """Once a second: expire silent workers and overdue tasks; every 30 s: one INFO summary line."""
+async def _sweep(dispatcher: Dispatcher, stats: DeliveryStats, chat: ChatEvents) -> None:
+    """Once a second: expire silent workers and overdue tasks, set the gauges; every 30 s: one INFO summary line."""
     ticks = 0
     while True:
         await asyncio.sleep(SWEEP_INTERVAL_S)
         dispatcher.sweep()
+        sample(dispatcher, len(chat.connections))
         ticks += 1
         if ticks * SWEEP_INTERVAL_S >= STATS_INTERVAL_S:
             stats.log_and_reset(ticks * SWEEP_INTERVAL_S, dispatcher.queued, dispatcher.registry.live_count())
@@ -123,7 +127,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
         worker_backoff_s=settings.worker_backoff_s,
-        journal=journal,
+        journal=FanOut(journal, MetricsJournal()),
     )
     restored = dispatcher.restore(await db.run(load_open_tasks))
     if restored:
@@ -134,25 +138,26 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher, db), auth,
                            settings.public_origins, settings.session_max_s, chat.on_logout)
     asgi = SecurityHeaders(SocketIOGate(socketio.ASGIApp(sio, other_asgi_app=http), auth.session_for))
-    async with run_results_server(dispatcher, tls, settings.grpc_host, settings.grpc_port) as grpc_port:
-        async with serve_https(asgi, tls, settings.web_host, settings.web_port, settings.max_message_bytes) as web_port:
-            bus.start(on_status=dispatcher.on_status, on_connected=dispatcher.pump)
-            sweeper = asyncio.create_task(_sweep(dispatcher, delivery.stats))
-            watcher = asyncio.create_task(watch.run())
-            writer = asyncio.create_task(journal.run())
-            logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
-            try:
-                yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth)
-            finally:
-                sweeper.cancel()
-                watcher.cancel()
-                writer.cancel()
-                await bus.stop()
+    with serve_metrics(settings.metrics_host, settings.metrics_port) as metrics_port:
+        async with run_results_server(dispatcher, tls, settings.grpc_host, settings.grpc_port) as grpc_port:
+            async with serve_https(asgi, tls, settings.web_host, settings.web_port, settings.max_message_bytes) as web_port:
+                bus.start(on_status=dispatcher.on_status, on_connected=dispatcher.pump)
+                sweeper = asyncio.create_task(_sweep(dispatcher, delivery.stats, chat))
+                watcher = asyncio.create_task(watch.run())
+                writer = asyncio.create_task(journal.run())
+                logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
                 try:
-                    await journal.flush()  # what the last interval changed
-                except Exception:
-                    logger.exception("could not write the last task changes to the store")
-                try:
-                    await watch.check_once()  # the last daily counts
-                except Exception:
-                    logger.exception("could not save the last daily counts")
+                    yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth, metrics_port)
+                finally:
+                    sweeper.cancel()
+                    watcher.cancel()
+                    writer.cancel()
+                    await bus.stop()
+                    try:
+                        await journal.flush()  # what the last interval changed
+                    except Exception:
+                        logger.exception("could not write the last task changes to the store")
+                    try:
+                        await watch.check_once()  # the last daily counts
+                    except Exception:
+                        logger.exception("could not save the last daily counts")

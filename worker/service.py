@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 from common.healthcheck import touch
+from common.metrics_server import serve_metrics
 from common.messages import MessageError, StatusMessage, TaskMessage, parse_task
 from common.mqtt_connect import BrokerAddress
 from common.rpc import worker_pb2
@@ -17,6 +18,7 @@ from worker.backends.base import ModelBackend, ModelError
 from worker.backends.echo import EchoBackend
 from worker.backends.gemini import GeminiBackend
 from worker.bus import WorkerBus
+from worker.metrics import MODEL_CALL, MODEL_ERRORS, TASKS_RUNNING, error_label, model_label
 from worker.results_client import ResultsClient
 from worker.settings import WorkerSettings
 
@@ -39,8 +41,10 @@ def make_backend(settings: WorkerSettings) -> ModelBackend:
 class Worker:
     """Runs tasks from `bus` on `backend`, up to the configured capacity, and sends results with `results`."""
 
-    def __init__(self, settings: WorkerSettings, backend: ModelBackend, results: ResultsClient, bus: WorkerBus) -> None:
+    def __init__(self, settings: WorkerSettings, backend: ModelBackend, results: ResultsClient, bus: WorkerBus,
+                 metrics_port: int | None = None) -> None:
         self.settings = settings
+        self.metrics_port = metrics_port
         self.backend = backend
         self.results = results
         self.bus = bus
@@ -95,6 +99,7 @@ class Worker:
             logger.warning("task %s arrived after its deadline; dropped", task.task_id)
             return
         self.busy += 1
+        TASKS_RUNNING.set(self.busy)
         self.publish_status()
         t = asyncio.create_task(self._run(task, time.perf_counter()))
         self._tasks.add(t)
@@ -119,12 +124,17 @@ class Worker:
             logger.exception("task %s failed in the backend", task.task_id)
             result.error.code, result.error.message = "internal", "The worker failed on this question. Please try again."
         model_ms = (time.perf_counter() - started) * 1000
+        label = model_label(task.model or (self.backend.models[0] if self.backend.models else ""), self.backend.models)
+        MODEL_CALL.labels(label).observe(model_ms / 1000)
+        if result.HasField("error"):
+            MODEL_ERRORS.labels(label, error_label(result.error.code)).inc()
         result.model_ms = int(model_ms)
         result.worker_ms = int((time.perf_counter() - received) * 1000)
         try:
             accepted = await self.results.submit(result)
         finally:
             self.busy -= 1
+            TASKS_RUNNING.set(self.busy)
             self.publish_status()
         log = logger.info if result.HasField("error") or not accepted else logger.debug
         log(
@@ -159,12 +169,15 @@ async def run_worker(settings: WorkerSettings, backend: ModelBackend | None = No
         settings.worker_id, password, settings.mqtt_tls(),
         BrokerAddress(settings.mqtt_host, settings.mqtt_port), Topics(settings.topic_prefix),
     )
-    worker = Worker(settings, backend, results, bus)
+    metrics = contextlib.ExitStack()
+    metrics_port = metrics.enter_context(serve_metrics(settings.metrics_host, settings.metrics_port))
+    worker = Worker(settings, backend, results, bus, metrics_port)
     bus.start(on_task=worker.on_task, on_connected=worker.on_connected)
     heartbeat = asyncio.create_task(worker.heartbeat())
     try:
         yield worker
     finally:
+        metrics.close()
         heartbeat.cancel()
         await worker.drain(timeout=settings.drain_timeout_s)
         await bus.stop()

@@ -14,6 +14,7 @@ from google.genai import types
 
 from common.secret_files import ConfigError, RotatingSecret
 from worker.backends.base import ModelError
+from worker.metrics import KEY_RELOADS, MODEL_RETRIES, model_label
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class GeminiBackend:
         except ConfigError as exc:
             logger.error("%s", exc)
             raise ModelError("no_api_key", "The Gemini API key is not available. The operator must configure it.") from None
+        if changed:
+            KEY_RELOADS.inc()
         if self._client is None or changed:
             options = types.HttpOptions(
                 base_url=self.base_url,
@@ -129,6 +132,7 @@ class GeminiBackend:
                 logger.warning("Gemini call failed: HTTP %s %s (attempt %d)", exc.code, exc.status, attempt + 1)
                 if not retryable:
                     raise user_error(exc) from None
+                MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
                 await asyncio.sleep(self._backoff(attempt, exc))
                 continue
             except (asyncio.TimeoutError, TimeoutError):
@@ -136,6 +140,7 @@ class GeminiBackend:
             except Exception as exc:  # transport errors of httpx/aiohttp: name the kind, not the details
                 logger.warning("Gemini call failed: %s", type(exc).__name__)
                 if attempt + 1 < self.max_attempts:
+                    MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
                     await asyncio.sleep(min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
                     continue
                 raise ModelError("model_unavailable", "Gemini could not be reached. Please try again shortly.") from None
