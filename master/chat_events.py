@@ -15,16 +15,14 @@ from typing import Any
 import socketio
 from werkzeug.http import parse_cookie
 
-from master import metrics
 from master.auth import Auth
 from master.bad_input_log import BadInputLog
-from master.dispatcher import Dispatcher, QueueFull, owner_of
-from master.queries import QueryRejected, parse_query
+from master.dispatcher import owner_of
+from master.intake import Intake, Refused
 from master.sessions import COOKIE_NAME, ActiveSession
 from master.settings import MasterSettings
 from master.store import Database
 from master.task_journal import finished_since
-from master.user_limits import LimitExceeded, UserLimiter, read_daily_count, utc_day
 
 logger = logging.getLogger(__name__)
 SYNC_LIMIT = 200
@@ -52,15 +50,14 @@ class Connection:
 
 
 class ChatEvents:
-    """Registers the chat's event handlers on `sio`; questions go to `dispatcher`."""
+    """Registers the chat's event handlers on `sio`; questions go through `intake`."""
 
-    def __init__(self, sio: socketio.AsyncServer, dispatcher: Dispatcher, settings: MasterSettings, auth: Auth,
-                 limiter: UserLimiter, db: Database) -> None:
+    def __init__(self, sio: socketio.AsyncServer, intake: Intake, settings: MasterSettings, auth: Auth,
+                 db: Database) -> None:
         self.sio = sio
-        self.dispatcher = dispatcher
+        self.intake = intake
         self.settings = settings
         self.auth = auth
-        self.limiter = limiter
         self.db = db
         self.connections: dict[str, Connection] = {}
         # Session hash -> last use, written to the store by the session watch.
@@ -126,45 +123,14 @@ class ChatEvents:
         if len(args) != 1:
             self.bad_input.report(sid, f"ai-query with {len(args)} arguments")
             return _error("bad_request", "Send one argument: the question as text or {\"text\": ..., \"model\": ...}.")
-        data = args[0]
-        user = connection.session.user
-        if self.limiter.needs_daily_count(user.id):
-            day = utc_day()
-            self.limiter.load_daily_count(user.id, day, await self.db.run(read_daily_count, user.id, day))
-        return self.handle_query(sid, connection, data)
-
-    def handle_query(self, sid: str, connection: Connection, data: Any) -> dict[str, Any]:
-        """Validate a query, apply the user's limits and queue it; the return value is the acknowledgement."""
-        user = connection.session.user
         self.touched[connection.session.token_hash] = time.time()
         try:
-            query = parse_query(data, self.settings.max_prompt_chars, self.settings.default_model)
-            self._check_model(query.model)
-            self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(connection.owner))
-            task = self.dispatcher.submit(connection.owner, query.text, query.model, user_id=user.id)
-        except QueryRejected as exc:
-            self.bad_input.report(sid, f"question refused: {exc.code}")
-            metrics.refused(exc.code)
-            return _error(exc.code, exc.message)
-        except LimitExceeded as exc:
-            metrics.refused(exc.code)
-            return _error(exc.code, exc.message, retry_after_s=exc.retry_after_s)
-        except QueueFull:
-            metrics.refused("busy")
-            return _error("busy", "The service is at capacity. Try again in a minute.")
-        logger.debug("queued, %d chars", len(query.text), extra={"task_id": task.task_id, "session": sid})
-        if self.settings.log_content:
-            logger.debug("content prompt=%r", query.text, extra={"task_id": task.task_id})
+            task = await self.intake.take(connection.session.user, args[0])
+        except Refused as refused:
+            if refused.code in ("bad_request", "prompt_too_long", "unknown_model"):
+                self.bad_input.report(sid, f"question refused: {refused.code}")
+            return refused.as_error()
         return {"task_id": task.task_id}
-
-    def _check_model(self, model: str) -> None:
-        """A named model must be served by a live worker now: else a clear error at once, not a task that waits forever."""
-        if not model:
-            return
-        served = self.dispatcher.registry.live_models()
-        if model not in served:
-            offered = ", ".join(sorted(served)) or "none (no worker is connected)"
-            raise QueryRejected("unknown_model", f"No worker serves the model {model[:128]!r}. Models served now: {offered}.")
 
     async def drop_sessions(self, ended: set[str]) -> None:
         """Disconnect every connection whose session ended (logout, password change, disable, expiry)."""

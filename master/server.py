@@ -25,6 +25,7 @@ from master.dispatcher import Dispatcher, FanOut
 from master.metrics import MetricsJournal, sample
 from master.health import HealthCheck
 from master.http_app import create_http_app
+from master.intake import Intake
 from master.https_server import serve_https
 from master.registry import WorkerRegistry
 from master.results import run_results_server
@@ -133,7 +134,8 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     if restored:
         logger.info("%d unfinished tasks from the store are queued again or waiting for their worker", restored)
     limiter = UserLimiter(user_limits(settings))
-    chat = ChatEvents(sio, dispatcher, settings, auth, limiter, db)
+    intake = Intake(dispatcher, settings, limiter, db)
+    chat = ChatEvents(sio, intake, settings, auth, db)
     watch = SessionWatch(chat, db, lifetime, limiter)
     http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher, db), auth,
                            settings.public_origins, settings.session_max_s, chat.on_logout)

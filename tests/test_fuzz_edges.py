@@ -21,6 +21,7 @@ from common.rpc import worker_pb2
 from master.accounts import User
 from master.chat_events import ChatEvents, Connection
 from master.dispatcher import Dispatcher, ResultRefused
+from master.intake import Intake
 from master.registry import WorkerRegistry
 from master.results import result_from_message
 from master.sessions import ActiveSession
@@ -49,8 +50,9 @@ class Edge:
         self.dispatcher = Dispatcher(WorkerRegistry(30), self._publish, lambda task, outcome: None, max_queue=1_000_000)
         self.dispatcher.on_status("w1", StatusMessage(state="idle", capacity=4, free_slots=4, models=("echo",)))
         settings_ = MasterSettings.model_construct(max_prompt_chars=100, default_model="", log_content=False)
-        self.chat = ChatEvents(socketio.AsyncServer(async_mode="asgi"), self.dispatcher, settings_,
-                               auth=None, limiter=UserLimiter(Limits(0, 1, 0, 0)), db=None)  # type: ignore[arg-type]
+        intake = Intake(self.dispatcher, settings_, UserLimiter(Limits(0, 1, 0, 0)), db=None)  # type: ignore[arg-type]
+        self.chat = ChatEvents(socketio.AsyncServer(async_mode="asgi"), intake, settings_, auth=None,  # type: ignore[arg-type]
+                               db=None)  # type: ignore[arg-type]
         for sid, uid in (("fuzzer", 1), ("bystander", 2)):
             self.chat.connections[sid] = Connection(ActiveSession(f"h{uid}", User(uid, f"u{uid}", "user", False), 0.0))
         self.loop = asyncio.new_event_loop()

@@ -1,0 +1,78 @@
+"""Taking a question in: the same checks and limits for the chat (Socket.IO) and the REST API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from master import metrics
+from master.accounts import User
+from master.dispatcher import Dispatcher, QueueFull, Task, owner_of
+from master.queries import QueryRejected, parse_query
+from master.settings import MasterSettings
+from master.store import Database
+from master.user_limits import LimitExceeded, UserLimiter, read_daily_count, utc_day
+
+logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A question not taken; `code` is stable, `message` says why and what to do."""
+
+    def __init__(self, code: str, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    def as_error(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after_s is not None:
+            error["retry_after_s"] = round(self.retry_after_s, 1)
+        return {"error": error}
+
+
+class Intake:
+    def __init__(self, dispatcher: Dispatcher, settings: MasterSettings, limiter: UserLimiter, db: Database) -> None:
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.limiter = limiter
+        self.db = db
+
+    async def take(self, user: User, data: Any) -> Task:
+        """Validate, apply the user's limits, queue; raises Refused (counted in the metrics)."""
+        if self.limiter.needs_daily_count(user.id):
+            day = utc_day()
+            self.limiter.load_daily_count(user.id, day, await self.db.run(read_daily_count, user.id, day))
+        return self.take_now(user, data)
+
+    def take_now(self, user: User, data: Any) -> Task:
+        """`take` once the user's daily count is loaded (no await: nothing else runs in between)."""
+        owner = owner_of(user.id)
+        try:
+            query = parse_query(data, self.settings.max_prompt_chars, self.settings.default_model)
+            self._check_model(query.model)
+            self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(owner))
+            task = self.dispatcher.submit(owner, query.text, query.model, user_id=user.id)
+        except QueryRejected as exc:
+            metrics.refused(exc.code)
+            raise Refused(exc.code, exc.message) from None
+        except LimitExceeded as exc:
+            metrics.refused(exc.code)
+            raise Refused(exc.code, exc.message, exc.retry_after_s) from None
+        except QueueFull:
+            metrics.refused("busy")
+            raise Refused("busy", "The service is at capacity. Try again in a minute.") from None
+        logger.debug("queued, %d chars", len(query.text), extra={"task_id": task.task_id})
+        if self.settings.log_content:
+            logger.debug("content prompt=%r", query.text, extra={"task_id": task.task_id})
+        return task
+
+    def _check_model(self, model: str) -> None:
+        """A named model must be served by a live worker now: else a clear error at once, not a task that waits forever."""
+        if not model:
+            return
+        served = self.dispatcher.registry.live_models()
+        if model not in served:
+            offered = ", ".join(sorted(served)) or "none (no worker is connected)"
+            raise QueryRejected("unknown_model", f"No worker serves the model {model[:128]!r}. Models served now: {offered}.")
