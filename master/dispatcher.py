@@ -236,7 +236,24 @@ class Dispatcher:
                 self.journal.dropped(task)
             else:
                 task.abandoned = True  # the worker is still busy with it: its slot frees on the result
+                self.journal.dropped(task)
         return len(mine)
+
+    def cancel_task(self, task_id: str) -> bool:
+        """Stop a task: a queued one leaves the queue; a running one is settled now and its result, when its
+        worker sends it, only frees the slot. The owner gets the error `cancelled`. False if not open."""
+        task = self.tasks.get(task_id)
+        if task is None or task.abandoned:
+            return False
+        outcome = Outcome(task_id, error_code="cancelled", error_message="Stopped at your request.")
+        if task.worker_id is None:
+            self._queue.discard(task_id)
+            self._finish(task, outcome)
+        else:
+            self.journal.finished(task, outcome)
+            self.deliver(task, outcome)
+            task.abandoned = True
+        return True
 
     def _forget(self, task: Task) -> None:
         if self.tasks.pop(task.task_id, None) is not None:
@@ -296,8 +313,7 @@ class Dispatcher:
                 continue
             self._release(task)
             if task.abandoned:
-                self._forget(task)
-                self.journal.dropped(task)
+                self._forget(task)  # settled already (cancelled or dropped): nothing to requeue
             elif task.attempts >= self.max_attempts:
                 self._finish(task, Outcome(task.task_id, error_code="worker_lost",
                                            error_message="The workers handling this question stopped. Please ask again."))
@@ -352,6 +368,8 @@ class Dispatcher:
 
     def _finish(self, task: Task, outcome: Outcome) -> None:
         self._forget(task)
+        if task.abandoned:
+            return  # settled already (cancelled): this outcome only frees the slot
         self.journal.finished(task, outcome)
         if not task.abandoned:
             self.deliver(task, outcome)

@@ -17,6 +17,7 @@ from master.static_files import StaticFiles
 def create_http_app(static: StaticFiles, health: HealthCheck, auth: Auth,
                     origins: tuple[str, ...], session_max_s: float,
                     on_logout: Callable[[ActiveSession], Awaitable[None]]) -> Quart:
+    """The page, static files, health and login routes; the REST API is added by master/api.py."""
     app = Quart(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES  # no route takes a larger body
 
@@ -27,6 +28,10 @@ def create_http_app(static: StaticFiles, health: HealthCheck, auth: Auth,
         response = static.response("index.html")
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    @app.get("/api/docs")
+    async def api_docs() -> Any:
+        return static.response("api-docs.html")
 
     @app.get("/static/<path:name>")
     async def static_file(name: str) -> Any:

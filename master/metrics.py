@@ -16,7 +16,7 @@ from master.dispatcher import Dispatcher, Outcome, Task
 # Error codes a worker may send (worker/backends): anything else is counted as "other".
 KNOWN_ERROR_CODES = frozenset({
     "invalid_api_key", "no_api_key", "rate_limited", "model_unavailable", "bad_request", "model_error",
-    "timeout", "internal", "worker_lost", "queue_timeout",
+    "timeout", "internal", "worker_lost", "queue_timeout", "cancelled",
 })
 REFUSAL_REASONS = ("rate_limited", "too_many_open", "daily_quota", "busy", "prompt_too_long", "bad_request",
                    "unknown_model", "not_logged_in")

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import socketio
+from quart import Quart
 
 from common.mqtt_connect import BrokerAddress
 from common.secret_files import ConfigError
 from common.metrics_server import serve_metrics
 from common.tls import TlsFiles
 from common.topics import Topics
+from master.api import register_api
 from master.accounts import AccountError, Passwords, add_user, check_password, count_users
 from master.auth import Auth
 from master.bus import MasterBus
@@ -55,6 +57,7 @@ class RunningMaster:
     chat: ChatEvents
     auth: Auth
     metrics_port: int | None
+    http: Quart
 
 
 async def seed_initial_admin(settings: MasterSettings, db: Database, auth: Auth) -> None:
@@ -139,6 +142,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     watch = SessionWatch(chat, db, lifetime, limiter)
     http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher, db), auth,
                            settings.public_origins, settings.session_max_s, chat.on_logout)
+    register_api(http, auth, db, intake, dispatcher, journal)
     asgi = SecurityHeaders(SocketIOGate(socketio.ASGIApp(sio, other_asgi_app=http), auth.session_for))
     with serve_metrics(settings.metrics_host, settings.metrics_port) as metrics_port:
         async with run_results_server(dispatcher, tls, settings.grpc_host, settings.grpc_port) as grpc_port:
@@ -149,7 +153,8 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                 writer = asyncio.create_task(journal.run())
                 logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
                 try:
-                    yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth, metrics_port)
+                    yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth, metrics_port,
+                                        http)
                 finally:
                     sweeper.cancel()
                     watcher.cancel()

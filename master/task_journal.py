@@ -146,3 +146,27 @@ def finished_since(conn: sqlite3.Connection, user_id: int, since: float, limit: 
             out.append({"event": "ai-error", "task_id": task_id, "code": code, "message": message,
                         "finished_at": finished_at, "prompt": prompt})
     return out
+
+
+TASK_COLUMNS = "id, state, prompt, model, answer, answer_model, error_code, error_message, created_at, finished_at"
+
+
+def _task_dict(row: tuple) -> dict[str, Any]:  # type: ignore[type-arg]
+    task_id, state, prompt, model, answer, answer_model, code, message, created_at, finished_at = row
+    return {"task_id": task_id, "state": state, "prompt": prompt, "model": answer_model or model, "answer": answer,
+            "error": {"code": code, "message": message} if code else None, "created_at": created_at,
+            "finished_at": finished_at}
+
+
+def user_task(conn: sqlite3.Connection, user_id: int, task_id: str) -> dict[str, Any] | None:
+    """One of the user's tasks (another user's id is not found, like a missing one)."""
+    row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND user_id = ?", (task_id, user_id)).fetchone()
+    return _task_dict(row) if row else None
+
+
+def user_tasks(conn: sqlite3.Connection, user_id: int, before: float | None, limit: int) -> list[dict[str, Any]]:
+    """The user's tasks, newest first, created before `before` (for paging)."""
+    rows = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = ? AND created_at < ?"
+                        " ORDER BY created_at DESC LIMIT ?", (user_id, before or float("inf"), limit)).fetchall()
+    return [_task_dict(r) for r in rows]
+

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from common.secret_files import ConfigError
 from master.accounts import (
-    AccountError, Passwords, add_user, check_name, check_password, list_users, set_disabled, set_password, set_role,
+    AccountError, Passwords, add_user, check_name, check_password, find_user, list_users, set_disabled, set_password,
+    set_role,
 )
+from master.api_tokens import create_token
 from master.store import open_database_sync
 
 DEFAULT_DATABASE = "/var/lib/ai-system/master.db"
@@ -50,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     role = sub.add_parser("role", help="set a user's role")
     role.add_argument("name")
     role.add_argument("role", choices=["user", "admin"])
+    token = sub.add_parser("token", help="make a personal API token for a user (printed once)")
+    token.add_argument("name")
+    token.add_argument("--label", default="scripts/users.sh", help="what it is for (shown in the list)")
     sub.add_parser("list", help="list users (name, role, state)")
     args = parser.parse_args(argv)
     database = Path(args.database or os.environ.get("DATABASE_FILE") or DEFAULT_DATABASE)
@@ -76,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("disable", "enable"):
             db.run_sync(set_disabled, name, args.command == "disable")
             print(f"{args.command}d {name}" + ("; their sessions are ended" if args.command == "disable" else ""))
+        elif args.command == "token":
+            user = db.run_sync(find_user, name)
+            if user is None:
+                raise AccountError(f"no user {name!r}: see 'list'")
+            try:
+                _, value = db.run_sync(create_token, user.id, args.label[:64])
+            except ValueError as exc:
+                raise AccountError(str(exc)) from None
+            print(value)  # the only time it is shown: the store keeps its hash
         elif args.command == "role":
             db.run_sync(set_role, name, args.role)
             print(f"{name} is now {args.role}")

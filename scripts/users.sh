@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Manage chat users: add, passwd, disable, enable, role, list. Passwords come from a prompt or
+# Manage chat users: add, passwd, disable, enable, role, token, list. Passwords come from a prompt or
 # standard input, never from arguments, and are never printed.
 # Usage: scripts/users.sh [--swarm] add NAME [--admin] | passwd NAME | disable NAME | enable NAME
-#        | role NAME user|admin | list
+#        | role NAME user|admin | token NAME [--label L] | list
 #   local (default): the store of scripts/run-local.sh (.run/master.db; DATABASE_FILE overrides)
 #   --swarm: inside the running master container of the stack (docker exec), its volume's store
 set -euo pipefail
@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 usage() {
-  echo "usage: scripts/users.sh [--swarm] add NAME [--admin] | passwd NAME | disable NAME | enable NAME | role NAME user|admin | list" >&2
+  echo "usage: scripts/users.sh [--swarm] add NAME [--admin] | passwd NAME | disable NAME | enable NAME | role NAME user|admin | token NAME [--label L] | list" >&2
   exit 1
 }
 swarm=false
@@ -20,7 +20,7 @@ if [ "${1:-}" = "--swarm" ]; then
   shift
 fi
 case "${1:-}" in
-  add|passwd|disable|enable|role|list) ;;
+  add|passwd|disable|enable|role|token|list) ;;
   *) usage ;;
 esac
 

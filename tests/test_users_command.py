@@ -90,3 +90,19 @@ async def test_passwd_and_disable_end_sessions_of_the_running_master(
         with pytest.raises(LoginFailed) as refused:
             await login_cookie(pki, stack.url, "dave", "the new password 789")
         assert refused.value.status == 403
+
+
+async def test_token_command_prints_a_working_token_once(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
+    """`users.sh token NAME` prints a token the API accepts; the store keeps only its hash."""
+    db = tmp_path / "master.db"
+    assert users(db, "add", "erin", stdin=PASSWORD + "\n").returncode == 0
+    made = users(db, "token", "erin", "--label", "ci")
+    token = made.stdout.strip()
+    assert made.returncode == 0 and token.startswith("aisys_")
+    import sqlite3
+    with sqlite3.connect(db) as conn:
+        assert token not in str(conn.execute("SELECT * FROM api_tokens").fetchall())
+    async with local_stack(pki, broker, workers=0, master_overrides={"database_file": db}) as stack, \
+            raw_session(pki) as http:
+        async with http.get(stack.url + "/api/v1/tokens", headers={"Authorization": f"Bearer {token}"}) as resp:
+            assert resp.status == 200 and (await resp.json())["tokens"][0]["label"] == "ci"
