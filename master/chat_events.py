@@ -15,6 +15,7 @@ from typing import Any
 import socketio
 from werkzeug.http import parse_cookie
 
+from master.admin_feed import ADMIN_ROOM
 from master.auth import Auth
 from master.bad_input_log import BadInputLog
 from master.dispatcher import owner_of
@@ -82,6 +83,8 @@ class ChatEvents:
         connection = Connection(session)
         self.connections[sid] = connection
         await self.sio.enter_room(sid, connection.owner)
+        if session.user.is_admin:
+            await self.sio.enter_room(sid, ADMIN_ROOM)  # the admin page's live feed
         logger.info("session %s connected (user %s)", sid, session.user.id)
         # The page checks a question's length before sending it (a question far over the
         # limit would otherwise exceed the message size and drop the connection).
@@ -131,6 +134,9 @@ class ChatEvents:
                 self.bad_input.report(sid, f"question refused: {refused.code}")
             return refused.as_error()
         return {"task_id": task.task_id}
+
+    def admins_connected(self) -> bool:
+        return any(c.session.user.is_admin for c in self.connections.values())
 
     async def drop_sessions(self, ended: set[str]) -> None:
         """Disconnect every connection whose session ended (logout, password change, disable, expiry)."""

@@ -355,6 +355,8 @@ class Dispatcher:
             raise ResultRefused(Refusal.NOT_ASSIGNED)
         if not hmac.compare_digest(task.token.encode(), result.token.encode()):
             raise ResultRefused(Refusal.WRONG_TOKEN)
+        if task.worker_id in self.registry.workers:
+            self.registry.workers[task.worker_id].done += 1
         self._release(task)
         if result.answer is None:
             outcome = Outcome(task.task_id, error_code=result.error_code or "model_error",

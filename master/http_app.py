@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from quart import Quart, jsonify, redirect
+from quart import Quart, Response, jsonify, redirect
 
 from master.auth import Auth
 from master.health import HealthCheck
@@ -26,6 +26,18 @@ def create_http_app(static: StaticFiles, health: HealthCheck, auth: Auth,
         if await current_session(auth) is None:
             return redirect("/login", 303)
         response = static.response("index.html")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/admin")
+    async def admin() -> Any:
+        session = await current_session(auth)
+        if session is None:
+            return redirect("/login", 303)
+        if not session.user.is_admin:
+            return Response("Forbidden: the admin page needs the admin role.\n", status=403,
+                            content_type="text/plain; charset=utf-8")
+        response = static.response("admin.html")
         response.headers["Cache-Control"] = "no-store"
         return response
 

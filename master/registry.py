@@ -20,6 +20,8 @@ class WorkerInfo:
     assigned: set[str] = field(default_factory=set)
     # No new task before this (monotonic): its tasks timed out, it may be broken or lying.
     backoff_until: float = 0.0
+    # Results of this worker the master accepted (for the admin page).
+    done: int = 0
 
     @property
     def free_slots(self) -> int:

@@ -16,6 +16,7 @@ from common.secret_files import ConfigError
 from common.metrics_server import serve_metrics
 from common.tls import TlsFiles
 from common.topics import Topics
+from master.admin_feed import AdminFeed, RecentAnswers
 from master.api import register_api
 from master.accounts import AccountError, Passwords, add_user, check_password, count_users
 from master.auth import Auth
@@ -120,6 +121,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     sio = create_socketio(settings)
     delivery = Delivery(sio)
     journal = TaskJournal(db)
+    recent = RecentAnswers()
     bus = MasterBus(password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
                     Topics(settings.topic_prefix))
     dispatcher = Dispatcher(
@@ -131,7 +133,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
         worker_backoff_s=settings.worker_backoff_s,
-        journal=FanOut(journal, MetricsJournal()),
+        journal=FanOut(journal, MetricsJournal(), recent),
     )
     restored = dispatcher.restore(await db.run(load_open_tasks))
     if restored:
@@ -140,6 +142,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     intake = Intake(dispatcher, settings, limiter, db)
     chat = ChatEvents(sio, intake, settings, auth, db)
     watch = SessionWatch(chat, db, lifetime, limiter)
+    feed = AdminFeed(sio, dispatcher, recent, chat.admins_connected)
     http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher, db), auth,
                            settings.public_origins, settings.session_max_s, chat.on_logout)
     register_api(http, auth, db, intake, dispatcher, journal)
@@ -151,6 +154,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                 sweeper = asyncio.create_task(_sweep(dispatcher, delivery.stats, chat))
                 watcher = asyncio.create_task(watch.run())
                 writer = asyncio.create_task(journal.run())
+                feeder = asyncio.create_task(feed.run())
                 logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
                 try:
                     yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth, metrics_port,
@@ -159,6 +163,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                     sweeper.cancel()
                     watcher.cancel()
                     writer.cancel()
+                    feeder.cancel()
                     await bus.stop()
                     try:
                         await journal.flush()  # what the last interval changed

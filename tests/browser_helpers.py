@@ -1,0 +1,43 @@
+"""Debian's Chromium through Playwright, trusting only our master's key (SPKI pin), for the browser tests."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tests.pki_helpers import Pki
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def spki_pin(cert_path: Any) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)): Chromium then trusts this one key, not every certificate."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@contextlib.asynccontextmanager
+async def launch_chromium(pki: Pki) -> AsyncIterator[Any]:
+    """A headless Chromium (no sandbox: root in CI) that trusts the master's certificate; closed at the end."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", f"--ignore-certificate-errors-spki-list={spki_pin(pki.cert('master'))}",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
