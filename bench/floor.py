@@ -51,7 +51,7 @@ async def _responder(mqtt_port: int, grpc_port: int, pki: Path, creds: Path) -> 
         await stub.SubmitResult(worker_pb2.TaskResult(task_id=task["task_id"], worker_id="floor-1", answer=task["prompt"]))
 
     client = new_client("floor-1", "worker", (creds / "mqtt_worker_password").read_text().strip(), TlsFiles(ca=pki / "ca.crt"))
-    mqtt = AsyncioMqtt(client, BrokerAddress("127.0.0.1", mqtt_port), subscription=TOPIC,
+    mqtt = AsyncioMqtt(client, BrokerAddress("127.0.0.1", mqtt_port), client_id="floor-1", subscription=TOPIC,
                        on_message=lambda m: loop.create_task(reply(m.payload)))
     mqtt.start()
     await mqtt.connected.wait()
@@ -78,7 +78,7 @@ async def measure_floor(
     loop = asyncio.get_running_loop()
     publisher = new_client("floor-master", "master", (creds / "mqtt_master_password").read_text().strip(),
                            TlsFiles(ca=pki / "ca.crt"))
-    publisher_loop = AsyncioMqtt(publisher, BrokerAddress("127.0.0.1", mqtt_port))
+    publisher_loop = AsyncioMqtt(publisher, BrokerAddress("127.0.0.1", mqtt_port), client_id="floor-master")
     publisher_loop.start()
     try:
         await asyncio.wait_for(publisher_loop.connected.wait(), 10)

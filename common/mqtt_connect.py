@@ -22,8 +22,9 @@ class BrokerAddress:
     port: int
 
 
-def _set_nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    # paho does not set TCP_NODELAY: without it request/reply traffic stalls ~40 ms (Nagle).
+def set_nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """paho's `on_socket_open`: TCP_NODELAY, which paho does not set (without it request/reply
+    traffic stalls ~40 ms on Nagle)."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -48,7 +49,7 @@ def new_client(
     client.enable_logger(logging.getLogger("paho"))
     client.username_pw_set(username, password)
     client.tls_set_context(client_context(tls))
-    client.on_socket_open = _set_nodelay
+    client.on_socket_open = set_nodelay
     client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
     client.max_inflight_messages_set(100)
     if will is not None:

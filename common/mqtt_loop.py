@@ -19,21 +19,23 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from common.mqtt_connect import RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, BrokerAddress, _set_nodelay
+from common.mqtt_connect import RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, BrokerAddress, set_nodelay
 
 logger = logging.getLogger(__name__)
 MISC_INTERVAL_S = 1.0
 
 
 class AsyncioMqtt:
-    """Connects `client`, subscribes `subscription` on every (re)connect, hands each message to
-    `on_message` and calls `on_connected` after each successful connect; `connected` tells the state."""
+    """Connects `client` (built by `new_client` with `client_id`), subscribes `subscription` on every
+    (re)connect, hands each message to `on_message` and calls `on_connected` after each successful
+    connect; `connected` tells the state."""
 
     def __init__(
         self,
         client: mqtt.Client,
         address: BrokerAddress,
         *,
+        client_id: str,
         subscription: str | None = None,
         on_message: Callable[[mqtt.MQTTMessage], None] | None = None,
         on_connected: Callable[[], None] | None = None,
@@ -41,6 +43,7 @@ class AsyncioMqtt:
     ) -> None:
         self.client = client
         self.address = address
+        self.client_id = client_id
         self.keepalive = keepalive
         self.subscription = subscription
         self._on_connected = on_connected
@@ -67,7 +70,7 @@ class AsyncioMqtt:
             return
         if self.subscription:
             client.subscribe(self.subscription, qos=1)
-        logger.info("connected to MQTT %s:%d as %s", self.address.host, self.address.port, client._client_id.decode())
+        logger.info("connected to MQTT %s:%d as %s", self.address.host, self.address.port, self.client_id)
         self.connected.set()
         if self._on_connected is not None:
             self._on_connected()
@@ -87,7 +90,7 @@ class AsyncioMqtt:
             self.loop.call_soon_threadsafe(fn, *args)
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        _set_nodelay(client, userdata, sock)
+        set_nodelay(client, userdata, sock)
         self._in_loop(self._watch, sock)
 
     def _watch(self, sock: Any) -> None:

@@ -43,7 +43,7 @@ class MasterBus:
 
     def start(self) -> None:
         self._mqtt = AsyncioMqtt(
-            self._client, self.address, subscription=self.topics.all_status,
+            self._client, self.address, client_id=self.client_id, subscription=self.topics.all_status,
             on_message=self._handle_message, on_connected=self._on_connected,
         )
         self._mqtt.start()

@@ -47,7 +47,8 @@ class WorkerBus:
 
     def start(self) -> None:
         self._mqtt = AsyncioMqtt(
-            self._client, self.address, subscription=self.topics.tasks(self.worker_id),
+            self._client, self.address, client_id=self.worker_id,
+            subscription=self.topics.tasks(self.worker_id),
             on_message=lambda msg: self._on_task(msg.payload), on_connected=self._on_connected,
         )
         self._mqtt.start()
