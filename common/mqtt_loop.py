@@ -27,8 +27,8 @@ MISC_INTERVAL_S = 1.0
 
 class AsyncioMqtt:
     """Connects `client` (built by `new_client` with `client_id`), subscribes `subscription` on every
-    (re)connect, hands each message to `on_message` and calls `on_connected` after each successful
-    connect; `connected` tells the state."""
+    (re)connect and hands each message to `on_message`. After each connect, once the broker has
+    acknowledged the subscription, sets `connected` and calls `on_connected`."""
 
     def __init__(
         self,
@@ -60,6 +60,8 @@ class AsyncioMqtt:
         client.on_socket_unregister_write = self._on_unregister_write
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
+        client.on_subscribe = self._handle_subscribe
+        self._suback_mid: int | None = None
         if on_message is not None:
             client.on_message = lambda _client, _userdata, message: on_message(message)
 
@@ -69,7 +71,22 @@ class AsyncioMqtt:
             logger.error("MQTT connection refused: %s (check MQTT_PASSWORD_FILE and the broker's password file)", rc)
             return
         if self.subscription:
-            client.subscribe(self.subscription, qos=1)
+            # Connected only at the SUBACK: a message published by another client before the
+            # broker has the subscription would never arrive.
+            _, self._suback_mid = client.subscribe(self.subscription, qos=1)
+        else:
+            self._ready()
+
+    def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        if mid != self._suback_mid:
+            return
+        self._suback_mid = None
+        if any(code.is_failure for code in codes):
+            logger.error("MQTT subscription to %s refused (%s): check the broker's ACL", self.subscription, codes)
+            return
+        self._ready()
+
+    def _ready(self) -> None:
         logger.info("connected to MQTT %s:%d as %s", self.address.host, self.address.port, self.client_id)
         self.connected.set()
         if self._on_connected is not None:

@@ -175,6 +175,22 @@ async def test_buses_reconnect_after_broker_restart_republish_status_and_deliver
     assert all(b"while-down" not in t for t in tasks)
 
 
+async def test_worker_bus_connected_only_once_subscribed(pki: Pki, broker: RunningBroker) -> None:
+    """A task that another client publishes from the worker's `on_connected` callback reaches the worker."""
+    address = BrokerAddress("127.0.0.1", broker.port)
+    tasks: list[bytes] = []
+    master = BlockingClient(broker.port, "master-subscribed", "master", pki.password("master"), pki.tls())
+    payload = encode(new_task("first"))
+    worker = WorkerBus("subscribed-w1", pki.password("worker"), pki.tls(), address, TOPICS, tasks.append,
+                       lambda: master.client.publish(TOPICS.tasks("subscribed-w1"), payload, qos=1))
+    try:
+        async with started(worker):
+            await wait_until(lambda: len(tasks) == 1, what="the task published at connect")
+    finally:
+        master.close()
+    assert tasks == [payload]
+
+
 async def test_worker_stop_clears_retained_status_and_sends_no_last_will(pki: Pki, broker: RunningBroker) -> None:
     """A clean stop publishes offline, deletes the retained status and disconnects without the last will."""
     address = BrokerAddress("127.0.0.1", broker.port)
