@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-from common.mqtt_connect import new_client
-from common.tls import TlsFiles
+from common.tls import TlsFiles, client_context
 
 CONNACK_ACCEPTED = 0
 CONNACK_NOT_AUTHORISED = 5
@@ -77,8 +77,16 @@ class Received:
     payload: bytes
 
 
+def paho_client(client_id: str, username: str, password: str, tls: TlsFiles) -> mqtt.Client:
+    """A paho client that connects as the services do: MQTT 3.1.1, clean session, our CA, a password."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True)
+    client.username_pw_set(username, password)
+    client.tls_set_context(client_context(tls))
+    return client
+
+
 class BlockingClient:
-    """A connected paho client built by the production factory, with a queue of what it receives."""
+    """A connected paho client (on paho's own thread) with a queue of what it receives."""
 
     def __init__(self, port: int, client_id: str, username: str, password: str, tls: TlsFiles) -> None:
         self.messages: queue.Queue[Received] = queue.Queue()
@@ -86,7 +94,7 @@ class BlockingClient:
         self._subacks: queue.Queue[list[int]] = queue.Queue()
         self._pubacks: dict[int, threading.Event] = {}
         self.connect_rc: int | None = None
-        self.client = new_client(client_id, username, password, tls)
+        self.client = paho_client(client_id, username, password, tls)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
