@@ -122,21 +122,28 @@ class MqttSession:
                     if self._on_connected is not None:
                         self._on_connected()
                     async for message in self.client.messages:
-                        if self._on_message is not None:
-                            self._on_message(message)
+                        self._dispatch(message)
             except MqttConnectError as exc:
                 logger.error(
                     "MQTT connection refused: %s (check MQTT_PASSWORD_FILE and the broker's password file)", exc
                 )
             except (aiomqtt.MqttError, OSError) as exc:
-                was = self.connected.is_set()
                 logger.warning(
-                    "%s MQTT %s:%d (%s); retrying in %.0f s", "lost" if was else "cannot reach",
-                    self.address.host, self.address.port, exc, delay,
+                    "MQTT %s:%d %s (%s); retrying in %.0f s", self.address.host, self.address.port,
+                    "connection lost" if self.connected.is_set() else "unreachable", exc, delay,
                 )
             self.connected.clear()
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    def _dispatch(self, message: aiomqtt.Message) -> None:
+        """One message to `on_message`; a failing handler is logged and does not end the session."""
+        if self._on_message is None:
+            return
+        try:
+            self._on_message(message)
+        except Exception:
+            logger.exception("MQTT message on %s: the handler failed; message dropped", message.topic.value[:200])
 
     def publish_nowait(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Task[None]:
         """Hand a QoS 1 message to the client and return at once; the task ends at the PUBACK."""

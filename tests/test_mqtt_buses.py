@@ -191,6 +191,28 @@ async def test_worker_bus_connected_only_once_subscribed(pki: Pki, broker: Runni
     assert tasks == [payload]
 
 
+async def test_worker_bus_keeps_receiving_after_a_handler_fails(pki: Pki, broker: RunningBroker) -> None:
+    """A task handler that raises drops that message only; the next task still arrives."""
+    address = BrokerAddress("127.0.0.1", broker.port)
+    tasks: list[bytes] = []
+
+    def on_task(payload: bytes) -> None:
+        tasks.append(payload)
+        if len(tasks) == 1:
+            raise RuntimeError("handler bug")
+
+    worker = WorkerBus("failing-w1", pki.password("worker"), pki.tls(), address, TOPICS, on_task, lambda: None)
+    master = BlockingClient(broker.port, "master-failing", "master", pki.password("master"), pki.tls())
+    try:
+        async with started(worker):
+            for task_id in ("first", "second"):
+                await asyncio.to_thread(master.publish, TOPICS.tasks("failing-w1"), encode(new_task(task_id)))
+            await wait_until(lambda: len(tasks) == 2, what="the task after the failing one")
+            assert worker.connected
+    finally:
+        master.close()
+
+
 async def test_worker_stop_clears_retained_status_and_sends_no_last_will(pki: Pki, broker: RunningBroker) -> None:
     """A clean stop publishes offline, deletes the retained status and disconnects without the last will."""
     address = BrokerAddress("127.0.0.1", broker.port)
