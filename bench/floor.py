@@ -1,7 +1,8 @@
 """The transport floor: MQTT-over-TLS publish -> subscriber -> gRPC mutual-TLS reply, nothing else.
 
-Same broker, same TLS material, same client factory, loop-driven MQTT client and credentials
-as the system, but no queue, registry, validation, web or Socket.IO; unary gRPC replies. The responder runs in its own process, as a
+Same broker, same TLS material, same MQTT client (aiomqtt through `common.mqtt_connect`, with the
+master's non-blocking publish hand-off) and credentials as the system, but no queue, registry,
+validation, web or Socket.IO; unary gRPC replies. The responder runs in its own process, as a
 worker does: `python -m bench.floor responder` (started by `measure_floor`).
 """
 
@@ -19,8 +20,7 @@ import grpc
 
 from bench.load import Results
 from devstack.broker_config import REPO_ROOT
-from common.mqtt_connect import BrokerAddress, new_client
-from common.mqtt_loop import AsyncioMqtt
+from common.mqtt_connect import BrokerAddress, MqttSession, new_client
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_channel_credentials, grpc_server_credentials
 
@@ -50,9 +50,11 @@ async def _responder(mqtt_port: int, grpc_port: int, pki: Path, creds: Path) -> 
         task = json.loads(payload)
         await stub.SubmitResult(worker_pb2.TaskResult(task_id=task["task_id"], worker_id="floor-1", answer=task["prompt"]))
 
-    client = new_client("floor-1", "worker", (creds / "mqtt_worker_password").read_text().strip(), TlsFiles(ca=pki / "ca.crt"))
-    mqtt = AsyncioMqtt(client, BrokerAddress("127.0.0.1", mqtt_port), subscription=TOPIC,
-                       on_message=lambda m: loop.create_task(reply(m.payload)))
+    address = BrokerAddress("127.0.0.1", mqtt_port)
+    client = new_client("floor-1", "worker", (creds / "mqtt_worker_password").read_text().strip(),
+                        TlsFiles(ca=pki / "ca.crt"), address)
+    mqtt = MqttSession(client, address, subscription=TOPIC,
+                       on_message=lambda m: loop.create_task(reply(m.payload)))  # type: ignore[arg-type]
     mqtt.start()
     await mqtt.connected.wait()
     print("ready", flush=True)
@@ -76,9 +78,10 @@ async def measure_floor(
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     loop = asyncio.get_running_loop()
+    address = BrokerAddress("127.0.0.1", mqtt_port)
     publisher = new_client("floor-master", "master", (creds / "mqtt_master_password").read_text().strip(),
-                           TlsFiles(ca=pki / "ca.crt"))
-    publisher_loop = AsyncioMqtt(publisher, BrokerAddress("127.0.0.1", mqtt_port))
+                           TlsFiles(ca=pki / "ca.crt"), address)
+    publisher_loop = MqttSession(publisher, address)
     publisher_loop.start()
     try:
         await asyncio.wait_for(publisher_loop.connected.wait(), 10)
@@ -97,7 +100,7 @@ async def measure_floor(
                 fut: asyncio.Future[None] = loop.create_future()
                 collector.waiting[task_id] = fut
                 start = time.perf_counter()
-                publisher.publish(TOPIC, json.dumps({"task_id": task_id, "prompt": "floor"}), qos=1)
+                publisher_loop.publish_nowait(TOPIC, json.dumps({"task_id": task_id, "prompt": "floor"}).encode())
                 await asyncio.wait_for(fut, 30)
                 if time.perf_counter() >= measure_from:
                     results.done += 1

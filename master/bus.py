@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-import paho.mqtt.client as mqtt
+
+import aiomqtt
 
 from common.messages import MessageError, StatusMessage, TaskMessage, encode, parse_status
-from common.mqtt_connect import BrokerAddress, new_client
-from common.mqtt_loop import AsyncioMqtt
+from common.mqtt_connect import BrokerAddress, MqttSession, new_client
 from common.tls import TlsFiles
 from common.topics import Topics
 
@@ -17,41 +17,42 @@ logger = logging.getLogger(__name__)
 
 
 class MasterBus:
-    """Worker status in, tasks out; everything runs on the asyncio loop (no paho thread)."""
+    """Worker status in, tasks out; everything runs on the asyncio loop (aiomqtt)."""
 
-    def __init__(
-        self,
-        password: str,
-        tls: TlsFiles,
-        address: BrokerAddress,
-        topics: Topics,
-    ) -> None:
+    def __init__(self, password: str, tls: TlsFiles, address: BrokerAddress, topics: Topics) -> None:
         self.topics = topics
         # A random suffix: a client holding the worker password cannot guess and take over this session.
         self.client_id = f"master-{secrets.token_hex(8)}"
-        self._client = new_client(self.client_id, "master", password, tls)
+        self._password = password
+        self._tls = tls
         self.address = address
-        self._mqtt: AsyncioMqtt | None = None
+        self._session: MqttSession | None = None
 
     @property
     def connected(self) -> bool:
-        return self._mqtt is not None and self._mqtt.connected.is_set()
+        return self._session is not None and self._session.connected.is_set()
 
     def start(self, on_status: Callable[[str, StatusMessage], None], on_connected: Callable[[], None]) -> None:
-        """Connect (retrying forever); `on_status(worker_id, status)` per valid status, `on_connected()` after each connect."""
-        self._mqtt = AsyncioMqtt(
-            self._client, self.address, subscription=self.topics.all_status,
+        """Connect in the background (retrying forever) and stay connected until `stop()`; `on_status(worker_id,
+        status)` per valid status, `on_connected()` after each (re)connect once subscribed."""
+        client = new_client(self.client_id, "master", self._password, self._tls, self.address)
+        self._session = MqttSession(
+            client, self.address, subscription=self.topics.all_status,
             on_message=lambda msg: self._handle_message(msg, on_status), on_connected=on_connected,
         )
-        self._mqtt.start()
+        self._session.start()
 
-    def _handle_message(self, msg: mqtt.MQTTMessage, on_status: Callable[[str, StatusMessage], None]) -> None:
-        worker_id = self.topics.worker_of(msg.topic)
+    def _handle_message(self, msg: aiomqtt.Message, on_status: Callable[[str, StatusMessage], None]) -> None:
+        topic = msg.topic.value
+        worker_id = self.topics.worker_of(topic)
         if worker_id is None:
-            logger.warning("status on unexpected topic %r ignored", msg.topic[:200])
+            logger.warning("status on unexpected topic %r ignored", topic[:200])
             return
         if not msg.payload:
             return  # a worker cleared its retained status on a clean shutdown
+        if not isinstance(msg.payload, bytes):
+            logger.warning("worker %s: status is not bytes; ignored", worker_id)
+            return
         try:
             status = parse_status(msg.payload)
         except MessageError as exc:
@@ -60,12 +61,12 @@ class MasterBus:
         on_status(worker_id, status)
 
     def publish_task(self, worker_id: str, task: TaskMessage) -> bool:
-        """Queue a task for `worker_id` (QoS 1); False when the broker is not connected."""
-        if not self.connected:
+        """Queue a task for `worker_id` (QoS 1) without waiting; False when the broker is not connected."""
+        if self._session is None or not self.connected:
             return False
-        info = self._client.publish(self.topics.tasks(worker_id), encode(task), qos=1)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
+        self._session.publish_nowait(self.topics.tasks(worker_id), encode(task))
+        return True
 
     async def stop(self) -> None:
-        if self._mqtt is not None:
-            await self._mqtt.stop()
+        if self._session is not None:
+            await self._session.stop()

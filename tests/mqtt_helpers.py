@@ -11,9 +11,9 @@ import itertools
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
-from common.mqtt_connect import new_client
-from common.tls import TlsFiles
+from common.tls import TlsFiles, client_context
 
 CONNACK_ACCEPTED = 0
 CONNACK_NOT_AUTHORISED = 5
@@ -78,16 +78,26 @@ class Received:
     payload: bytes
 
 
-class BlockingClient:
-    """A connected paho client built by the production factory, with a queue of what it receives."""
+def paho_client(client_id: str, username: str, password: str, tls: TlsFiles) -> mqtt.Client:
+    """A paho client that connects as the services do: MQTT 3.1.1, clean session, our CA, a password."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True)
+    client.username_pw_set(username, password)
+    client.tls_set_context(client_context(tls))
+    return client
 
-    def __init__(self, port: int, client_id: str, username: str, password: str, tls: TlsFiles) -> None:
+
+class BlockingClient:
+    """A connected paho client (on paho's own thread) with a queue of what it receives."""
+
+    def __init__(self, port: int, client_id: str, username: str, password: str, tls: TlsFiles,
+                 *, keep_retained: bool = False) -> None:
+        self.keep_retained = keep_retained
         self.messages: queue.Queue[Received] = queue.Queue()
         self._connected = threading.Event()
         self._subacks: queue.Queue[list[int]] = queue.Queue()
         self._pubacks: dict[int, threading.Event] = {}
         self.connect_rc: int | None = None
-        self.client = new_client(client_id, username, password, tls)
+        self.client = paho_client(client_id, username, password, tls)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
@@ -106,6 +116,10 @@ class BlockingClient:
         self._connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain and not self.keep_retained:
+            # Kept by the broker from before this client subscribed (e.g. another test's last will on the
+            # shared broker): not something this test sent. Live messages arrive with retain unset.
+            return
         self.messages.put(Received(msg.topic, msg.payload))
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, codes: list, props: object) -> None:
