@@ -6,9 +6,10 @@ dispatcher's refusals into gRPC status codes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -39,8 +40,10 @@ def result_from_message(message: worker_pb2.TaskResult) -> WorkerResult:
 
 
 class ResultService(worker_pb2_grpc.ResultServiceServicer):
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, durable: Callable[[], Awaitable[object]] | None = None) -> None:
         self.dispatcher = dispatcher
+        # Awaited before an accepted result is acknowledged: its answer is in the store by then.
+        self.durable = durable
 
     async def _require_worker(self, context: grpc.aio.ServicerContext, what: str) -> None:
         pem = (context.auth_context().get("x509_pem_cert") or [b""])[0]
@@ -69,28 +72,48 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
         refused = self._check(request)
         if refused is not None:
             await context.abort(REFUSAL_STATUS[refused], refused.value)
+        if self.durable is not None:
+            await self.durable()
         return worker_pb2.Ack(accepted=True, task_id=request.task_id)
 
     async def StreamResults(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
         await self._require_worker(context, "result stream")
-        while True:
-            request = await context.read()
-            if request is grpc.aio.EOF:
-                return
-            refused = self._check(request)
-            await context.write(
-                worker_pb2.Ack(accepted=refused is None, task_id=request.task_id,
-                               refusal=REFUSAL_STATUS[refused].name if refused is not None else "")
-            )
+        writing = asyncio.Lock()  # one write at a time on a stream
+        pending: set[asyncio.Task[None]] = set()
+
+        async def ack(message: worker_pb2.Ack, after_durable: bool) -> None:
+            if after_durable and self.durable is not None:
+                await self.durable()  # acks are matched by task id, so they may overtake each other
+            async with writing:
+                await context.write(message)
+
+        try:
+            while True:
+                request = await context.read()
+                if request is grpc.aio.EOF:
+                    break
+                refused = self._check(request)
+                message = worker_pb2.Ack(accepted=refused is None, task_id=request.task_id,
+                                         refusal=REFUSAL_STATUS[refused].name if refused is not None else "")
+                task = asyncio.create_task(ack(message, after_durable=refused is None))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            if pending:
+                await asyncio.gather(*pending)
+        finally:
+            for task in pending:
+                task.cancel()
 
 
 @contextlib.asynccontextmanager
 async def run_results_server(
     dispatcher: Dispatcher, tls: TlsFiles, host: str = "127.0.0.1", port: int = 0, keepalive_s: float = KEEPALIVE_S,
+    durable: Callable[[], Awaitable[object]] | None = None,
 ) -> AsyncIterator[int]:
-    """Serve ResultService with mutual TLS; yields the bound port."""
+    """Serve ResultService with mutual TLS; yields the bound port. `durable()` is awaited before each accepted
+    result is acknowledged (the store's flush)."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *server_options(keepalive_s)])
-    worker_pb2_grpc.add_ResultServiceServicer_to_server(ResultService(dispatcher), server)
+    worker_pb2_grpc.add_ResultServiceServicer_to_server(ResultService(dispatcher, durable), server)
     # The standard health service (grpc.health.v1), behind the same mutual TLS as the results.
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

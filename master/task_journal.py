@@ -2,9 +2,9 @@
 
 The dispatcher reports each change (accepted, assigned, back in the queue, finished, dropped); the
 journal keeps the latest row image per task and writes them every `interval_s` in one transaction on
-the store's thread. A master killed between two flushes loses at most that interval of changes: a
-task accepted in it was never acknowledged to the asker as stored; an answer in it is answered again
-after the restart (the task is still open, its token valid).
+the store's thread. A worker's result is acknowledged only once its answer is written (the results
+edge awaits `flush()`), so an answer the worker will not send again is never lost; a question
+accepted in the last `interval_s` before the master dies can be (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ class TaskJournal:
         self._rows: dict[str, dict[str, Any]] = {}  # task id -> the columns to write
         self._deleted: set[str] = set()
         self._wake = asyncio.Event()
+        # One flush at a time: a flush that returns has written everything reported before it was called,
+        # including what another flush had taken and was still writing.
+        self._flushing = asyncio.Lock()
 
     # -- what the dispatcher reports (on the event loop; cheap) -------------------------------------
     def accepted(self, task: Task) -> None:
@@ -80,6 +83,10 @@ class TaskJournal:
     # -- writing ----------------------------------------------------------------------------------
     async def flush(self) -> int:
         """Write everything reported so far in one transaction; returns how many rows."""
+        async with self._flushing:
+            return await self._flush_now()
+
+    async def _flush_now(self) -> int:
         rows, deleted = self._rows, self._deleted
         self._rows, self._deleted = {}, set()
         if not rows and not deleted:

@@ -154,8 +154,7 @@ def send_sentinel(pki: Pki, port: int, worker_id: str) -> str:
 async def test_buses_reconnect_after_broker_restart_republish_status_and_deliver_tasks(
     pki: Pki, restartable_broker: RestartableBroker
 ) -> None:
-    """After mosquitto restarts, both buses reconnect: the worker republishes its status, the master
-    receives it (subscription renewed) and a task it publishes reaches the worker (subscription renewed)."""
+    """After a broker restart both buses reconnect: the master gets the worker's new status and its next task arrives."""
     address = BrokerAddress("127.0.0.1", restartable_broker.port)
     statuses: list[tuple[str, StatusMessage]] = []
     tasks: list[bytes] = []
