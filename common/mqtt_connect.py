@@ -46,6 +46,7 @@ def new_client(
     *,
     will: tuple[str, bytes] | None = None,
     will_retain: bool = False,
+    persistent: bool = False,
 ) -> aiomqtt.Client:
     """An unconnected MQTT 3.1.1 client with TLS, credentials and an optional QoS 1 last will.
 
@@ -58,7 +59,8 @@ def new_client(
         password=password,
         tls_context=client_context(tls),
         protocol=aiomqtt.ProtocolVersion.V311,
-        clean_session=True,
+        # persistent: the broker keeps the session (subscription, QoS 1 messages) while the client reconnects.
+        clean_session=not persistent,
         keepalive=KEEPALIVE_S,
         will=aiomqtt.Will(will[0], will[1], qos=1, retain=will_retain) if will is not None else None,
         socket_options=[TCP_NODELAY],

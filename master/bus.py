@@ -32,7 +32,7 @@ class MasterBus:
     def connected(self) -> bool:
         return self._session is not None and self._session.connected.is_set()
 
-    def start(self, on_status: Callable[[str, StatusMessage], None], on_connected: Callable[[], None]) -> None:
+    def start(self, on_status: Callable[[str, StatusMessage, bool], None], on_connected: Callable[[], None]) -> None:
         """Connect in the background (retrying forever) and stay connected until `stop()`; `on_status(worker_id,
         status)` per valid status, `on_connected()` after each (re)connect once subscribed."""
         client = new_client(self.client_id, "master", self._password, self._tls, self.address)
@@ -42,7 +42,7 @@ class MasterBus:
         )
         self._session.start()
 
-    def _handle_message(self, msg: aiomqtt.Message, on_status: Callable[[str, StatusMessage], None]) -> None:
+    def _handle_message(self, msg: aiomqtt.Message, on_status: Callable[[str, StatusMessage, bool], None]) -> None:
         topic = msg.topic.value
         worker_id = self.topics.worker_of(topic)
         if worker_id is None:
@@ -58,7 +58,8 @@ class MasterBus:
         except MessageError as exc:
             logger.warning("worker %s: %s; ignored", worker_id, exc)
             return
-        on_status(worker_id, status)
+        # A retained status is delivered on subscribing: it tells who exists, not who is alive now.
+        on_status(worker_id, status, not msg.retain)
 
     def publish_task(self, worker_id: str, task: TaskMessage) -> bool:
         """Queue a task for `worker_id` (QoS 1) without waiting; False when the broker is not connected."""

@@ -296,7 +296,20 @@ class Dispatcher:
         task.worker_id, task.assigned_at = None, None
 
     # -- workers ----------------------------------------------------------------------
-    def on_status(self, worker_id: str, status: StatusMessage) -> None:
+    def on_bus_connected(self) -> None:
+        """After each (re)connect to the broker: nobody gets a task before it is heard from again (a broker
+        restart may have lost their sessions, and a retained status is no proof of life), then pump."""
+        for info in self.registry.workers.values():
+            if info.state not in ("offline",):
+                info.state = "unknown"
+        self.pump()
+
+    def on_status(self, worker_id: str, status: StatusMessage, live: bool = True) -> None:
+        if not live and status.state != "offline":
+            # The broker's retained copy: remember the worker, give it nothing until it speaks now.
+            info = self.registry.update(worker_id, status)
+            info.state = "unknown"
+            return
         info = self.registry.update(worker_id, status)
         if status.state == "offline":
             self._requeue_worker(worker_id, "went offline")

@@ -261,3 +261,24 @@ def test_worker_whose_task_timed_out_is_backed_off() -> None:
     h.d.submit("A", "next")
     h.worker("w2")
     assert h.published[-1][0] == "w2"
+
+
+def test_retained_status_is_no_proof_of_life() -> None:
+    """A status the broker kept (retained) registers the worker but gives it no task until it speaks live."""
+    h = Harness()
+    h.d.on_status("w1", StatusMessage(state="idle", capacity=2, free_slots=2, models=("echo",)), live=False)
+    h.d.submit("A", "q")
+    assert h.published == [] and h.registry.workers["w1"].state == "unknown"
+    h.worker("w1", capacity=2)
+    assert [w for w, _ in h.published] == ["w1"]
+
+
+def test_after_a_broker_reconnect_workers_must_speak_again() -> None:
+    """On the master's (re)connect every known worker becomes unknown until its next live status."""
+    h = Harness()
+    h.worker("w1", capacity=4)
+    h.d.on_bus_connected()
+    h.d.submit("A", "q")
+    assert h.published == []
+    h.worker("w1", capacity=4)
+    assert len(h.published) == 1

@@ -63,8 +63,8 @@ async def test_killed_master_loses_nothing(pki: Pki, broker: RunningBroker, tmp_
     log = tmp_path / "master.log"
     master = start_master(env, log)
     try:
-        async with run_worker(worker_settings(pki, broker, grpc_port, "restart-w1", capacity=2, echo_latency_s=0.6)), \
-                run_worker(worker_settings(pki, broker, grpc_port, "restart-w2", capacity=2, echo_latency_s=0.6)):
+        async with run_worker(worker_settings(pki, broker, grpc_port, f"mr-{web_port}-1", capacity=2, echo_latency_s=0.6)), \
+                run_worker(worker_settings(pki, broker, grpc_port, f"mr-{web_port}-2", capacity=2, echo_latency_s=0.6)):
             await wait_ready(pki, url, workers=2)
             cookie = await login_cookie(pki, url, name, password)
             client = ChatClient(pki, cookie=cookie)

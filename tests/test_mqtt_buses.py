@@ -170,7 +170,7 @@ async def test_buses_reconnect_after_broker_restart_republish_status_and_deliver
     worker = Wired(WorkerBus("restart-w1", pki.password("worker"), pki.tls(), address, TOPICS),
                    tasks.append, worker_connected)
     master = Wired(MasterBus(pki.password("master"), pki.tls(), address, TOPICS),
-                   lambda wid, status: statuses.append((wid, status)), lambda: None)
+                   lambda wid, status, live: statuses.append((wid, status)), lambda: None)
     async with started(master), started(worker):
         await wait_until(lambda: ("restart-w1", 1) in [(w, s.free_slots) for w, s in statuses], what="first status")
         assert master.publish_task("restart-w1", new_task("before-restart"))

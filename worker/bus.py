@@ -44,6 +44,8 @@ class WorkerBus:
         client = new_client(
             self.worker_id, "worker", self._password, self._tls, self.address,
             will=(status_topic, encode(OFFLINE)), will_retain=True,
+            # Tasks published while this worker reconnects wait for it at the broker (QoS 1).
+            persistent=True,
         )
         self._session = MqttSession(
             client, self.address, subscription=self.topics.tasks(self.worker_id),
