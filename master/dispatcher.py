@@ -76,6 +76,8 @@ class Task:
     abandoned: bool = False
     # The user in the store (0: none, as in unit tests).
     user_id: int = 0
+    # The worker it is assigned to confirmed receipt (within the lease).
+    received: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ class Dispatcher:
         max_queue: int = 10_000,
         queue_timeout_s: float = 600.0,
         worker_backoff_s: float = 60.0,
+        lease_s: float = 5.0,
         journal: Journal | None = None,
     ) -> None:
         self.registry = registry
@@ -178,6 +181,7 @@ class Dispatcher:
         self.max_queue = max_queue
         self.queue_timeout_s = queue_timeout_s
         self.worker_backoff_s = worker_backoff_s
+        self.lease_s = lease_s
         self.journal: Journal = journal or NoJournal()
         self.tasks: dict[str, Task] = {}
         self._queue = FairQueue()
@@ -211,7 +215,8 @@ class Dispatcher:
             if s.state == "assigned" and s.worker_id:
                 info = self.registry.workers.setdefault(s.worker_id, WorkerInfo(s.worker_id, state="unknown",
                                                                                last_seen=now))
-                task.worker_id, task.assigned_at = s.worker_id, now
+                # Its receipt went to the master that died: no lease now, only the task and worker timeouts.
+                task.worker_id, task.assigned_at, task.received = s.worker_id, now, True
                 info.assigned.add(task.task_id)
             else:
                 self._queue.push(task.task_id, task.owner, task.priority)
@@ -285,7 +290,7 @@ class Dispatcher:
             if not self.publish(worker.worker_id, message):
                 self._queue.push(task.task_id, task.owner, task.priority, first=True)
                 return  # the bus is down: keep everything queued
-            task.worker_id, task.assigned_at = worker.worker_id, time.monotonic()
+            task.worker_id, task.assigned_at, task.received = worker.worker_id, time.monotonic(), False
             task.attempts += 1
             worker.assigned.add(task.task_id)
             self.journal.assigned(task)
@@ -343,7 +348,10 @@ class Dispatcher:
             self._requeue_worker(info.worker_id, f"silent for over {self.registry.worker_timeout_s:.0f} s")
         now = time.monotonic() if now is None else now
         for task in list(self.tasks.values()):
-            if task.assigned_at is not None and now - task.assigned_at > self.task_timeout_s:
+            if (task.assigned_at is not None and not task.received and not task.abandoned
+                    and now - task.assigned_at > self.lease_s):
+                self._lease_lapsed(task)
+            elif task.assigned_at is not None and now - task.assigned_at > self.task_timeout_s:
                 if task.worker_id is not None:
                     logger.warning("worker %s did not answer a task in %.0f s: no new tasks for it for %.0f s",
                                    task.worker_id, self.task_timeout_s, self.worker_backoff_s,
@@ -357,17 +365,45 @@ class Dispatcher:
                 self._finish(task, Outcome(task.task_id, error_code="queue_timeout",
                                            error_message="No worker was free to take this question in time. "
                                                          "Please ask again later."))
+        self.pump()
+
+    def _lease_lapsed(self, task: Task) -> None:
+        """Not received within the lease: the task goes back to the queue (front of its owner's line) and the
+        worker gets nothing new for a while (its session may be gone, or it may not be a real worker)."""
+        worker_id = task.worker_id or "?"
+        logger.warning("worker %s did not confirm a task within %.0f s: task back in the queue, no new tasks for it "
+                       "for %.0f s", worker_id, self.lease_s, self.worker_backoff_s,
+                       extra={"task_id": task.task_id, "worker_id": worker_id})
+        self.registry.back_off(worker_id, self.worker_backoff_s)
+        self._release(task)
+        if task.attempts >= self.max_attempts:
+            self._finish(task, Outcome(task.task_id, error_code="worker_lost",
+                                       error_message="No worker took this question. Please ask again."))
+            return
+        self._queue.push(task.task_id, task.owner, task.priority, first=True)
+        self.journal.requeued(task)
 
     # -- results ----------------------------------------------------------------------
-    def accept_result(self, result: WorkerResult) -> Task:
-        """Check a result against its assignment and deliver it; raises ResultRefused otherwise."""
-        task = self.tasks.get(result.task_id)
+    def _assigned_task(self, task_id: str, worker_id: str, token: str) -> Task:
+        """The task, if assigned to `worker_id` and `token` is its token; else ResultRefused."""
+        task = self.tasks.get(task_id)
         if task is None:
             raise ResultRefused(Refusal.UNKNOWN_TASK)
-        if task.worker_id is None or task.worker_id != result.worker_id:
+        if task.worker_id is None or task.worker_id != worker_id:
             raise ResultRefused(Refusal.NOT_ASSIGNED)
-        if not hmac.compare_digest(task.token.encode(), result.token.encode()):
+        if not hmac.compare_digest(task.token.encode(), token.encode()):
             raise ResultRefused(Refusal.WRONG_TOKEN)
+        return task
+
+    def acknowledge(self, task_id: str, worker_id: str, token: str) -> Task:
+        """The worker confirms it took the task (checked like a result): its lease is met."""
+        task = self._assigned_task(task_id, worker_id, token)
+        task.received = True
+        return task
+
+    def accept_result(self, result: WorkerResult) -> Task:
+        """Check a result against its assignment and deliver it; raises ResultRefused otherwise."""
+        task = self._assigned_task(result.task_id, result.worker_id, result.token)
         if task.worker_id in self.registry.workers:
             self.registry.workers[task.worker_id].done += 1
         self._release(task)

@@ -53,9 +53,12 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a worker certificate is required")
 
     def _check(self, request: worker_pb2.TaskResult) -> Refusal | None:
-        """Hand the result to the dispatcher; why it was refused, or None when accepted."""
+        """Hand the result (or the receipt) to the dispatcher; why it was refused, or None when accepted."""
         try:
-            self.dispatcher.accept_result(result_from_message(request))
+            if request.received:
+                self.dispatcher.acknowledge(request.task_id, request.worker_id, request.token)
+            else:
+                self.dispatcher.accept_result(result_from_message(request))
         except ResultRefused as exc:
             RESULTS_REFUSED.labels(exc.refusal.name.lower()).inc()
             logger.warning(
@@ -72,9 +75,9 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
         refused = self._check(request)
         if refused is not None:
             await context.abort(REFUSAL_STATUS[refused], refused.value)
-        if self.durable is not None:
+        if self.durable is not None and not request.received:
             await self.durable()
-        return worker_pb2.Ack(accepted=True, task_id=request.task_id)
+        return worker_pb2.Ack(accepted=True, task_id=request.task_id, received=request.received)
 
     async def StreamResults(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
         await self._require_worker(context, "result stream")
@@ -93,9 +96,9 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
                 if request is grpc.aio.EOF:
                     break
                 refused = self._check(request)
-                message = worker_pb2.Ack(accepted=refused is None, task_id=request.task_id,
+                message = worker_pb2.Ack(accepted=refused is None, task_id=request.task_id, received=request.received,
                                          refusal=REFUSAL_STATUS[refused].name if refused is not None else "")
-                task = asyncio.create_task(ack(message, after_durable=refused is None))
+                task = asyncio.create_task(ack(message, after_durable=refused is None and not request.received))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
             if pending:

@@ -133,6 +133,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         max_queue=settings.max_queue,
         queue_timeout_s=settings.queue_timeout_s,
         worker_backoff_s=settings.worker_backoff_s,
+        lease_s=settings.lease_s,
         journal=FanOut(journal, MetricsJournal(), recent),
     )
     restored = dispatcher.restore(await db.run(load_open_tasks))

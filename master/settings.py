@@ -67,6 +67,8 @@ class MasterSettings(CommonSettings):
     # The most slots a worker's status is believed to have, and how long a worker whose task timed
     # out gets no new task.
     max_worker_capacity: int = Field(default=64, ge=1, le=1024)
+    # A worker confirms each task it takes within this; else the task goes to another worker.
+    lease_s: float = Field(default=5.0, gt=0)
     worker_backoff_s: float = Field(default=60.0, ge=0)
     max_attempts: int = Field(default=3, ge=1, le=10)
     # A task still waiting for a worker this long after it was asked is given up with an error.

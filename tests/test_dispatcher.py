@@ -17,6 +17,7 @@ class Harness:
         self.delivered: list[tuple[Task, Outcome]] = []
         self.bus_up = True
         self.registry = WorkerRegistry(worker_timeout_s=30)
+        kw.setdefault("lease_s", 1e9)  # leases have tests of their own
         self.d = Dispatcher(self.registry, self.publish, lambda t, o: self.delivered.append((t, o)), **kw)  # type: ignore[arg-type]
 
     def publish(self, worker_id: str, task: TaskMessage) -> bool:
@@ -282,3 +283,29 @@ def test_after_a_broker_reconnect_workers_must_speak_again() -> None:
     assert h.published == []
     h.worker("w1", capacity=4)
     assert len(h.published) == 1
+
+
+def test_task_not_received_within_the_lease_goes_to_another_worker() -> None:
+    """w1 never confirms: after the lease the task is queued again first, w1 is backed off, w2 gets it."""
+    h = Harness(lease_s=5, worker_backoff_s=60)
+    h.worker("w1")
+    t = h.d.submit("A", "q")
+    assert h.published[-1][0] == "w1"
+    h.d.sweep(now=h.d.tasks[t.task_id].assigned_at + 6)  # type: ignore[operator]
+    assert h.d.queued == 1 and h.delivered == [] and h.registry.workers["w1"].free_slots == 0
+    h.worker("w2")
+    assert [w for w, m in h.published] == ["w1", "w2"] and h.published[-1][1].task_id == t.task_id
+
+
+def test_received_task_keeps_its_worker_past_the_lease() -> None:
+    """A receipt (checked like a result: worker and token) meets the lease; a wrong token is refused."""
+    h = Harness(lease_s=5)
+    h.worker("w1")
+    t = h.d.submit("A", "q")
+    token = h.published[-1][1].token
+    with pytest.raises(ResultRefused):
+        h.d.acknowledge(t.task_id, "w1", "x" * 32)
+    h.d.acknowledge(t.task_id, "w1", token)
+    h.d.sweep(now=h.d.tasks[t.task_id].assigned_at + 6)  # type: ignore[operator]
+    assert h.d.queued == 0 and h.d.tasks[t.task_id].worker_id == "w1"
+

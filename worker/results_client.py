@@ -45,8 +45,9 @@ class ResultsClient:
         self.ack_timeout_s = ack_timeout_s
         self._call: grpc.aio.StreamStreamCall | None = None
         self._reader: asyncio.Task[None] | None = None
-        # Results written on the current stream and not yet acknowledged, by task id (each stream has its own).
-        self._waiting: dict[str, asyncio.Future[worker_pb2.Ack]] = {}
+        # Results (and receipts) written on the current stream and not yet acknowledged, by (task id, is a
+        # receipt); each stream has its own.
+        self._waiting: dict[tuple[str, bool], asyncio.Future[worker_pb2.Ack]] = {}
         self._open_lock = asyncio.Lock()
         # One write at a time (gRPC streams forbid concurrent writes), and the ack queue in write order.
         self._write_lock = asyncio.Lock()
@@ -60,7 +61,7 @@ class ResultsClient:
             return self._call
 
     async def _read_acks(self, call: grpc.aio.StreamStreamCall,
-                         waiting: dict[str, asyncio.Future[worker_pb2.Ack]]) -> None:
+                         waiting: dict[tuple[str, bool], asyncio.Future[worker_pb2.Ack]]) -> None:
         """Hand each ack to the submit of its task (by task id: a late ack never lands on another result)."""
         code: grpc.StatusCode | None = None
         try:
@@ -68,7 +69,7 @@ class ResultsClient:
                 ack = await call.read()
                 if ack is grpc.aio.EOF:
                     break
-                fut = waiting.pop(ack.task_id, None)
+                fut = waiting.pop((ack.task_id, ack.received), None)
                 if fut is not None and not fut.done():
                     fut.set_result(ack)
         except grpc.aio.AioRpcError as exc:
@@ -88,7 +89,8 @@ class ResultsClient:
         async with self._write_lock:
             call = await self._stream()
             waiting = self._waiting
-            waiting[result.task_id] = fut
+            key = (result.task_id, result.received)
+            waiting[key] = fut
             try:
                 await call.write(result)
             except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
@@ -97,8 +99,8 @@ class ResultsClient:
         try:
             return await asyncio.wait_for(fut, self.ack_timeout_s)
         finally:
-            if waiting.get(result.task_id) is fut:
-                del waiting[result.task_id]  # timed out: a late ack for it is dropped, not given to another
+            if waiting.get(key) is fut:
+                del waiting[key]  # timed out: a late ack for it is dropped, not given to another
 
     async def submit(self, result: worker_pb2.TaskResult) -> bool:
         """True when the master accepted the result; False when it refused it or stayed unreachable."""

@@ -101,6 +101,11 @@ class Worker:
         self.busy += 1
         TASKS_RUNNING.set(self.busy)
         self.publish_status()
+        # The receipt meets the master's lease: without it the task would go to another worker.
+        receipt = asyncio.create_task(self.results.submit(worker_pb2.TaskResult(
+            task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, received=True)))
+        self._tasks.add(receipt)
+        receipt.add_done_callback(self._tasks.discard)
         t = asyncio.create_task(self._run(task, time.perf_counter()))
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
