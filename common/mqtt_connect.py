@@ -24,7 +24,8 @@ from common.tls import TlsFiles, client_context
 logger = logging.getLogger(__name__)
 
 RECONNECT_MIN_DELAY = 1
-RECONNECT_MAX_DELAY = 30
+# At most 5 s between attempts: after a broker restart, work resumes within seconds (jitter spreads the herd).
+RECONNECT_MAX_DELAY = 5
 KEEPALIVE_S = 30
 MAX_INFLIGHT = 100
 # paho does not set TCP_NODELAY: without it request/reply traffic stalls ~40 ms (Nagle).

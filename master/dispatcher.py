@@ -307,6 +307,13 @@ class Dispatcher:
         for info in self.registry.workers.values():
             if info.state not in ("offline",):
                 info.state = "unknown"
+        # Tasks published but not yet confirmed may have died with the broker: queue them again now,
+        # without blaming their workers (a lease lapsing later would).
+        for task in list(self.tasks.values()):
+            if task.worker_id is not None and not task.received and not task.abandoned:
+                self._release(task)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self.journal.requeued(task)
         self.pump()
 
     def on_status(self, worker_id: str, status: StatusMessage, live: bool = True) -> None:

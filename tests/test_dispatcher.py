@@ -309,3 +309,16 @@ def test_received_task_keeps_its_worker_past_the_lease() -> None:
     h.d.sweep(now=h.d.tasks[t.task_id].assigned_at + 6)  # type: ignore[operator]
     assert h.d.queued == 0 and h.d.tasks[t.task_id].worker_id == "w1"
 
+
+
+def test_unconfirmed_tasks_are_queued_again_after_a_broker_reconnect_without_blame() -> None:
+    """A task published but not confirmed when the broker went away is queued again at once; its worker is not backed off."""
+    h = Harness(lease_s=5)
+    h.worker("w1", capacity=2)
+    lost = h.d.submit("A", "lost with the broker")
+    kept = h.d.submit("A", "confirmed before")
+    h.d.acknowledge(kept.task_id, "w1", next(m.token for _, m in h.published if m.task_id == kept.task_id))
+    h.d.on_bus_connected()
+    assert h.d.queued == 1 and h.d.tasks[kept.task_id].worker_id == "w1"
+    h.worker("w1", capacity=2)  # heard live again: the lost one goes out again, to the same worker
+    assert h.published[-1][1].task_id == lost.task_id and h.registry.workers["w1"].backoff_until == 0
