@@ -78,7 +78,7 @@ def server_context(files: TlsFiles) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(files.cert), str(files.key))
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    ctx.set_alpn_protocols(["http/1.1"])  # HTTP/1.1 only: docs/DESIGN.md "HTTPS is served as HTTP/1.1"
     return ctx
 
 
