@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,9 +14,8 @@ import uvicorn
 from common.tls import TlsFiles, server_context
 from master.tls_read_buffer import shrink_tls_read_buffer
 
-logger = logging.getLogger(__name__)
-
-# uvicorn's WebSocket implementation, measured against the others in docs/BENCHMARKS.md (issue 10).
+# uvicorn's WebSocket implementation: wsproto kept less memory per connection than websockets'
+# and was not slower (docs/BENCHMARKS.md, issue 10).
 WEBSOCKET_IMPLEMENTATION = "wsproto"
 GRACEFUL_S = 2.0
 
