@@ -61,6 +61,9 @@ def _config(app: Any, context: ssl.SSLContext, max_message_bytes: int) -> uvicor
         ws_ping_timeout=None,
         log_config=None,  # our logging is configured once in __main__ (common/logsetup.py)
         access_log=False,  # request lines can carry tokens; our own logs say what matters
+        # uvicorn logs each WebSocket upgrade with client address and query string at INFO, an
+        # access log by another name: warnings and errors only.
+        log_level="warning",
         proxy_headers=False,  # nothing proxies the master: never take a client address from a header
         server_header=False,
         backlog=1024,
