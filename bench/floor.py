@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import grpc
+import paho.mqtt.client as mqtt
 
 from bench.load import Results
 from devstack.broker_config import REPO_ROOT
@@ -63,6 +64,23 @@ async def _responder(mqtt_port: int, grpc_port: int, pki: Path, creds: Path) -> 
     await channel.close()
 
 
+async def _first_round_trip(publisher: mqtt.Client, collector: _Collector) -> None:
+    """Repeat one message until it comes back: the responder says ready on CONNACK, before the broker
+    has granted its subscription, and a message published before that reaches nobody."""
+    loop = asyncio.get_running_loop()
+    for attempt in range(60):
+        task_id = f"first-{attempt}"
+        fut: asyncio.Future[None] = loop.create_future()
+        collector.waiting[task_id] = fut
+        publisher.publish(TOPIC, json.dumps({"task_id": task_id, "prompt": "floor"}), qos=1)
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), 0.5)
+            return
+        except asyncio.TimeoutError:
+            continue
+    raise RuntimeError("the floor responder never answered: see its output above")
+
+
 async def measure_floor(
     mqtt_port: int, pki: Path, creds: Path, in_flight: int, duration_s: float, warmup_s: float = 1.0
 ) -> tuple[Results, int]:
@@ -89,6 +107,7 @@ async def measure_floor(
         line = await asyncio.wait_for(loop.run_in_executor(None, responder.stdout.readline), 20)
         if line.strip() != b"ready":
             raise RuntimeError("the floor responder did not start")
+        await _first_round_trip(publisher, collector)
         results = Results()
         counter = iter(range(10**9))
         stop_at = time.perf_counter() + warmup_s + duration_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 
@@ -10,6 +11,7 @@ import pytest
 import socketio
 import yarl
 
+from common.tls import client_context
 from devstack.local_broker import RunningBroker
 from master.security_headers import CONTENT_SECURITY_POLICY
 from tests.conftest import Pki
@@ -31,6 +33,20 @@ async def test_plain_http_to_the_https_port_is_not_served(pki: Pki, broker: Runn
             except (ConnectionResetError, TimeoutError):
                 pass
         assert b"HTTP/" not in data and b"<html" not in data.lower()
+
+
+async def test_tls_negotiates_only_http11(pki: Pki, broker: RunningBroker) -> None:
+    """A client offering h2 and http/1.1 gets http/1.1: the master serves common/tls.py's context, HTTP/1.1 only."""
+    async with local_stack(pki, broker, workers=0) as stack:
+        ctx = client_context(pki.tls())
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        _, writer = await asyncio.open_connection("127.0.0.1", stack.master.web_port, ssl=ctx,
+                                                  server_hostname="localhost")
+        try:
+            assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "http/1.1"
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
 
 async def test_client_trusting_another_ca_refuses_the_master(pki: Pki, other_pki: Pki, broker: RunningBroker) -> None:
@@ -128,7 +144,7 @@ async def test_websocket_compression_offer_is_refused(pki: Pki, broker: RunningB
 
 
 async def test_oversized_websocket_message_closes_with_1009(pki: Pki, broker: RunningBroker) -> None:
-    """A message over the size limit is refused by hypercorn before it is buffered whole (close 1009)."""
+    """A message over the size limit is refused by the web server before it is buffered whole (close 1009)."""
     async with local_stack(pki, broker, workers=0) as stack:
         limit = stack.master.settings.max_message_bytes
         async with https_session(pki.tls()) as http:
