@@ -1,7 +1,8 @@
 """The whole system as local processes: mosquitto, the master and N workers on 127.0.0.1.
 
 `python -m devstack.local_run --help`; scripts/run-local.sh is the wrapper the README names.
-Everything it starts it stops by PID, on exit, Ctrl-C or SIGTERM.
+The launcher supervises: a child that exits is restarted with back-off (devstack/supervisor.py).
+Everything it starts it stops by PID, on exit, Ctrl-C, SIGTERM or SIGHUP: workers, master, mosquitto.
 """
 
 from __future__ import annotations
