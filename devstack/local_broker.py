@@ -109,6 +109,58 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
             proc.wait()
 
 
+@dataclass(frozen=True)
+class BrokerSetup:
+    """A broker's rendered files and port: enough to start (and restart) the same broker."""
+
+    binary: str
+    directory: Path
+    conf: Path
+    port: int
+    log_path: Path
+
+
+def prepare_broker(
+    ca_cert: Path,
+    cert: Path,
+    key: Path,
+    password_file: Path,
+    directory: Path,
+    *,
+    port: int | None = None,
+    topic_prefix: str = "upb",
+    log_path: Path | None = None,
+) -> BrokerSetup:
+    """Copy the broker's files into `directory` and render its config for `port` (a free one if None)."""
+    binary = find_mosquitto()
+    files = prepare_broker_dir(directory, ca_cert, cert, key, password_file, topic_prefix)
+    chosen_port = port or free_port()
+    conf = directory / "mosquitto.conf"
+    conf.write_text(render_config(files, chosen_port, user=_broker_user()))
+    return BrokerSetup(binary, directory, conf, chosen_port, log_path or directory / "mosquitto.log")
+
+
+def start_broker_process(setup: BrokerSetup) -> subprocess.Popen[bytes]:
+    """Start mosquitto with `setup`'s config, its output appended to `setup.log_path`; does not wait."""
+    with open(setup.log_path, "ab") as log_file:
+        # mosquitto 2.0 buffers stdout when it is a file: line-buffer it so the log is live.
+        line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
+        return subprocess.Popen(
+            [*line_buffered, setup.binary, "-c", str(setup.conf)], stdout=log_file, stderr=subprocess.STDOUT,
+            env=broker_env(), process_group=0,
+        )
+
+
+def wait_for_broker(setup: BrokerSetup, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Return once the broker listens; BrokerError (with its log's end) if it exits or times out first."""
+    _wait_for_port(setup.port, proc, setup.log_path, timeout)
+
+
+def broker_temp_dir() -> Path:
+    """A fresh directory for a broker's files, outside pytest's 0700 tmp tree (the broker's user must reach it)."""
+    return Path(tempfile.mkdtemp(prefix="aisys-broker-"))
+
+
 @contextlib.contextmanager
 def run_broker(
     ca_cert: Path,
@@ -123,26 +175,16 @@ def run_broker(
     start_timeout: float = 10.0,
 ) -> Iterator[RunningBroker]:
     """Run mosquitto on 127.0.0.1 with the rendered config; yields once it listens, stops on exit."""
-    binary = find_mosquitto()
+    find_mosquitto()
     own_dir = directory is None
-    # Not under pytest's 0700 tmp tree: the broker's own user must reach this directory.
-    broker_dir = Path(tempfile.mkdtemp(prefix="aisys-broker-")) if directory is None else directory
+    broker_dir = broker_temp_dir() if directory is None else directory
     try:
-        files = prepare_broker_dir(broker_dir, ca_cert, cert, key, password_file, topic_prefix)
-        chosen_port = port or free_port()
-        conf = broker_dir / "mosquitto.conf"
-        conf.write_text(render_config(files, chosen_port, user=_broker_user()))
-        log = log_path or broker_dir / "mosquitto.log"
-        with open(log, "ab") as log_file:
-            # mosquitto 2.0 buffers stdout when it is a file: line-buffer it so the log is live.
-            line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
-            proc = subprocess.Popen(
-                [*line_buffered, binary, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT,
-                env=broker_env(),
-            )
+        setup = prepare_broker(ca_cert, cert, key, password_file, broker_dir, port=port,
+                               topic_prefix=topic_prefix, log_path=log_path)
+        proc = start_broker_process(setup)
         try:
-            _wait_for_port(chosen_port, proc, log, start_timeout)
-            yield RunningBroker(chosen_port, proc.pid, broker_dir, log)
+            wait_for_broker(setup, proc, start_timeout)
+            yield RunningBroker(setup.port, proc.pid, broker_dir, setup.log_path)
         finally:
             stop_process(proc)
     finally:
