@@ -41,8 +41,9 @@ trap 'rm -rf "$work"' EXIT
 # 1. The Debian 12 base: debootstrap a minimal rootfs and import it (apt-get installs debootstrap).
 if [ "$force" -eq 1 ] || ! have_image "$BASE"; then
   if ! command -v debootstrap >/dev/null 2>&1; then
-    [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 \
-      || die "debootstrap is missing: run 'sudo apt-get install -y debootstrap'"
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+      die "debootstrap is missing: run 'sudo apt-get install -y debootstrap'"
+    fi
     echo "installing debootstrap with apt-get..."
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null) \
       || die "apt-get could not install debootstrap: check the network and the apt sources"
