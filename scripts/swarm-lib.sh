@@ -104,15 +104,20 @@ secret_mount() {
     '$1 == n { printf "source=%s,target=%s,uid=%s,gid=%s,mode=%s\n", v, n, $3, $4, $5 }'
 }
 
+# What a rollout changes in a container spec (the whole spec is not comparable: the API fills defaults
+# such as StopGracePeriod into the service's copy and not into the task's).
+SPEC_FIELDS='{{.Image}} {{json .Env}} {{json .Args}} {{json .Mounts}} {{json .Secrets}} {{json .Configs}}'
+
 # rollout_done SERVICE: 0 when every task the service wants running runs its current container spec
 # (and there are as many as it wants); an update status alone is not enough: it is empty before the
 # first update, and says `completed` for the previous update until the orchestrator starts this one.
 rollout_done() {
   local spec want task count=0
-  spec="$(docker service inspect --format '{{json .Spec.TaskTemplate.ContainerSpec}}' "$1")"
+  spec="$(docker service inspect --format "{{with .Spec.TaskTemplate.ContainerSpec}}$SPEC_FIELDS{{end}}" "$1")"
   want="$(docker service inspect --format '{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}' "$1")"
   for task in $(docker service ps --no-trunc --filter desired-state=running --format '{{.ID}}' "$1"); do
-    [ "$(docker inspect --format '{{.Status.State}} {{json .Spec.ContainerSpec}}' "$task")" = "running $spec" ] || return 1
+    [ "$(docker inspect --format "{{.Status.State}} {{with .Spec.ContainerSpec}}$SPEC_FIELDS{{end}}" "$task")" \
+      = "running $spec" ] || return 1
     count=$((count + 1))
   done
   [ -z "$want" ] || [ "$count" -eq "$want" ]

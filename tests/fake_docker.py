@@ -72,7 +72,7 @@ def update(service: dict[str, Any], args: list[str]) -> None:
 
 
 def container_spec(gen: int) -> str:
-    """What `{{json .Spec...ContainerSpec}}` prints: one value per spec generation."""
+    """What the rollout check's template prints for a container spec: one value per spec generation."""
     return json.dumps({"gen": gen})
 
 
@@ -114,11 +114,11 @@ def main() -> int:
             svc = services[name]
             if "UpdateStatus" in fmt:
                 print(os.environ.get("FAKE_DOCKER_ROLLOUT", "completed"))
+            elif fmt.startswith("{{with .Spec.TaskTemplate.ContainerSpec}}"):
+                print(container_spec(svc["gen"]))
             elif ".Secrets" in fmt:
                 for m in svc["secrets"]:
                     print(m["target"], m["source"], m["uid"], m["gid"], m["mode"])
-            elif "ContainerSpec" in fmt:
-                print(container_spec(svc["gen"]))
             elif "Replicas" in fmt:
                 print(1)
         case ["service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", _, name] \
