@@ -16,6 +16,7 @@ from tests.swarm.engine import Engine, NoEngine, swarm_engine
 
 REPO = Path(__file__).resolve().parents[2]
 PHASES: list[tuple[str, float]] = []
+NOTES: list[str] = []
 
 
 @contextlib.contextmanager
@@ -28,11 +29,18 @@ def phase(name: str) -> Iterator[None]:
         PHASES.append((name, time.monotonic() - start))
 
 
+def note(text: str) -> None:
+    """A figure worth reading after the run (printed under the phase timings)."""
+    NOTES.append(text)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if PHASES:
         terminalreporter.write_sep("-", "Swarm test phases (seconds)")
         for name, seconds in PHASES:
             terminalreporter.write_line(f"{seconds:7.1f}  {name}")
+        for text in NOTES:
+            terminalreporter.write_line(f"         {text}")
 
 
 def run_script(name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 900,
