@@ -58,14 +58,22 @@ if [ "$force" -eq 1 ] || ! have_image "$BASE"; then
   echo "imported $BASE"
 fi
 
-# 2. The stand-ins, built with the host network and the host's CA bundle (pip reaches the index).
+# 2. The stand-ins, built side by side with the host network and the host's CA bundle (pip reaches the index).
 mkdir -p "$work/context"
 cp "$CA_BUNDLE" "$work/context/ca-certificates.crt"
+pids=() tags=()
 for pair in "$PYTHON=python" "$MOSQUITTO=mosquitto"; do
   tag="${pair%%=*}" file="$DOCKERFILES/${pair#*=}.Dockerfile"
   if [ "$force" -eq 1 ] || ! have_image "$tag"; then
-    docker build --quiet --network host --build-arg "BASE=$BASE" -f "$file" -t "$tag" "$work/context" >/dev/null \
-      || die "building the stand-in $tag from $file failed"
-    echo "built stand-in $tag"
+    docker build --quiet --network host --build-arg "BASE=$BASE" -f "$file" -t "$tag" "$work/context" \
+      >"$work/build-${pair#*=}.log" 2>&1 &
+    pids+=("$!") tags+=("$tag")
   fi
+done
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    tail -n 20 "$work/build-"*.log >&2
+    die "building the stand-in ${tags[$i]} failed (log above)"
+  fi
+  echo "built stand-in ${tags[$i]}"
 done

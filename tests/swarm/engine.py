@@ -59,8 +59,8 @@ def _install_docker() -> None:
 def _start_dockerd(log_dir: Path) -> subprocess.Popen[bytes]:
     if os.geteuid() != 0:
         raise NoEngine("dockerd is not running and only root can start it")
-    log = (log_dir / "dockerd.log").open("wb")
-    proc = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with (log_dir / "dockerd.log").open("wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while not _engine_answers():
         if proc.poll() is not None or time.monotonic() > deadline:

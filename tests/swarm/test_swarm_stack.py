@@ -170,7 +170,8 @@ def _healthz(d: Deployment) -> dict[str, Any] | None:
         with urllib.request.urlopen(f"{d.url}/healthz", context=ctx, timeout=5) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        return json.loads(exc.read()) if exc.code == 503 else None
+        with exc:  # closes the connection (an unclosed one is a ResourceWarning, an error in this suite)
+            return json.loads(exc.read()) if exc.code == 503 else None
     except (OSError, ssl.SSLError, ValueError):
         return None
 
@@ -310,13 +311,6 @@ def test_frontend_container_cannot_resolve_or_reach_the_backend(deployed: Deploy
     assert backend_subnet in back["routes"] and backend_subnet not in front["routes"], (front, back)
 
 
-def test_scale_gives_three_workers(deployed: Deployment) -> None:
-    """scripts/scale.sh worker 3: the master's /healthz counts 3 workers."""
-    with phase("scale.sh worker 3 until /healthz shows 3"):
-        deployed.script("scale.sh", "worker", "3")
-        _wait(lambda: (_healthz(deployed) or {}).get("workers") == 3, 180, "3 workers in /healthz")
-
-
 @dataclass
 class Load:
     """A client asking one question after another; a question refused or cut off by a restart is asked again."""
@@ -396,12 +390,12 @@ async def test_rotate_gemini_key_under_load_answers_every_question(deployed: Dep
     every running worker task mounts the new version when the script returns, and the old version is gone."""
     new_key = deployed.pki.out.parent / "gemini_api_key.new"
     new_key.write_text("another-not-real-key-for-the-rotation\n")
-    with phase("rotate-secret.sh (Gemini key, 3 workers, under load)"):
+    with phase("rotate-secret.sh (Gemini key, 2 workers, under load)"):
         load = await _under_load(deployed, "rotate-secret.sh", str(new_key))
     assert load.problems == [] and load.answered == load.asked and load.answered > 0
     assert load.reasked == 0  # workers update start-first: the master and the queue stay
     tasks = _task_secrets("worker")
-    assert len(tasks) == 3 and all(t["gemini_api_key"] == "gemini_api_key_v2" for t in tasks)
+    assert len(tasks) == 2 and all(t["gemini_api_key"] == "gemini_api_key_v2" for t in tasks)
     assert [s for s in _our_secrets() if s.startswith("gemini_api_key")] == ["gemini_api_key_v2"]
     note(f"rotate-secret.sh: {load.answered} questions answered, {load.reasked} re-asked")
 
@@ -410,7 +404,7 @@ async def test_rotate_certs_under_load_answers_every_question(deployed: Deployme
     """rotate-certs.sh rolls every service onto new leaves while a client keeps asking: every question is answered
     (re-asked when the master's stop-first restart cuts it off), the tasks mount v2, and the v1 leaves are gone."""
     before = deployed.pki.cert("master").read_bytes()
-    with phase("rotate-certs.sh (master, mosquitto, 3 workers, under load)"):
+    with phase("rotate-certs.sh (master, mosquitto, 2 workers, under load)"):
         load = await _under_load(deployed, "rotate-certs.sh")
     assert load.problems == [] and load.answered == load.asked and load.answered > 0
     assert deployed.pki.cert("master").read_bytes() != before
@@ -421,8 +415,15 @@ async def test_rotate_certs_under_load_answers_every_question(deployed: Deployme
     names = {f"{s}_{k}" for s in ("master", "mosquitto", "worker") for k in ("crt", "key")}
     leaves = [s for s in _our_secrets() if s.rsplit("_v", 1)[0] in names]
     assert leaves == sorted(f"{name}_v2" for name in names)
-    assert _wait(lambda: (_healthz(deployed) or {}).get("workers") == 3, 120, "3 workers after the rotation")
+    assert _wait(lambda: (_healthz(deployed) or {}).get("workers") == 2, 120, "2 workers after the rotation")
     note(f"rotate-certs.sh: {load.answered} questions answered, {load.reasked} re-asked after a restart")
+
+
+def test_scale_gives_three_workers(deployed: Deployment) -> None:
+    """scripts/scale.sh worker 3: the master's /healthz counts 3 workers."""
+    with phase("scale.sh worker 3 until /healthz shows 3"):
+        deployed.script("scale.sh", "worker", "3")
+        _wait(lambda: (_healthz(deployed) or {}).get("workers") == 3, 180, "3 workers in /healthz")
 
 
 def test_stop_removes_the_stack_and_keeps_the_secrets(deployed: Deployment) -> None:
