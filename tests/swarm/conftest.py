@@ -54,9 +54,10 @@ def run_script(name: str, *args: str, env: dict[str, str] | None = None, timeout
     return result
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def engine() -> Iterator[Engine]:
-    """Docker's engine as a single-node swarm manager (installed, started, initialised when needed; undone after)."""
+    """Docker's engine as a single-node swarm manager (installed, started, initialised when needed), undone as soon
+    as tests/swarm is done, so that the rest of the suite runs without it."""
     with contextlib.ExitStack() as stack:
         try:
             with phase("engine: docker.io present, dockerd running, swarm active"):
@@ -66,7 +67,7 @@ def engine() -> Iterator[Engine]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def images(engine: Engine) -> None:
     """The stand-in base images (cached by tag) and the real master and worker images (scripts/build.sh)."""
     with phase("stand-in base images (scripts/standin-images.sh)"):
