@@ -29,6 +29,13 @@ def phase(name: str) -> Iterator[None]:
         PHASES.append((name, time.monotonic() - start))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the Swarm test last: the quick tests report first, and none runs right after dockerd stops
+    (the benchmark smoke test has timed out twice when it did)."""
+    here = Path(__file__).parent
+    items.sort(key=lambda item: here in Path(str(item.path)).parents)
+
+
 def note(text: str) -> None:
     """A figure worth reading after the run (printed under the phase timings)."""
     NOTES.append(text)
