@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
 # Deploy (or update) the stack: create each missing secret under a versioned name, then
 # `docker stack deploy`. Idempotent: a rerun creates nothing and redeploys the same versions.
-# Usage: GEMINI_API_KEY_FILE=path scripts/deploy.sh [--public-origin https://chat.example.org]
+# Usage: GEMINI_API_KEY_FILE=path scripts/deploy.sh --public-origin https://chat.example.org [--stack-file FILE]
+#   --public-origin (or PUBLIC_ORIGINS) is required: the origin(s) browsers use, comma-separated.
+#   --stack-file: a stack file derived from stack.yml (default stack.yml; the Swarm test uses one).
 set -euo pipefail
 # shellcheck source=scripts/swarm-lib.sh
 source "$(dirname "$0")/swarm-lib.sh"
 cd "$REPO_ROOT"
 
-usage() { echo "usage: GEMINI_API_KEY_FILE=path scripts/deploy.sh [--public-origin URL]" >&2; exit 1; }
+usage() {
+  echo "usage: GEMINI_API_KEY_FILE=path scripts/deploy.sh --public-origin URL [--stack-file FILE]" >&2
+  exit 1
+}
+stack_file=stack.yml
 while [ $# -gt 0 ]; do
   case "$1" in
     --public-origin) [ $# -ge 2 ] || usage; export PUBLIC_ORIGINS="$2"; shift 2 ;;
+    --stack-file) [ $# -ge 2 ] || usage; stack_file="$2"; shift 2 ;;
     *) usage ;;
   esac
 done
+[ -n "${PUBLIC_ORIGINS:-}" ] \
+  || die "the public origin is required: --public-origin https://chat.example.org (the address browsers use)"
+[ -r "$stack_file" ] || die "cannot read the stack file $stack_file"
 
-# 1. The swarm must be active (docker swarm init).
+# 1. Docker 20.10 or newer, client and engine (compose file 3.9; Debian 12 ships 20.10).
+check_docker_version
+
+# 2. The swarm must be active (docker swarm init).
 [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = active ] \
   || die "this docker engine is not in a swarm: run 'docker swarm init' first"
 
-# 2. Each secret: keep the current version, or create <name>_v1 from its file.
+# 3. Each secret: keep the current version, or create <name>_v1 from its file.
 for name in "${SECRETS[@]}"; do
   if [ -z "$(current_secret "$name")" ]; then
     src="$(secret_source "$name")"
@@ -28,7 +41,7 @@ for name in "${SECRETS[@]}"; do
   fi
 done
 
-# 3. Deploy with every *_SECRET variable naming the current version.
+# 4. Deploy with every *_SECRET variable naming the current version.
 export_current_secrets
-docker stack deploy --prune -c stack.yml "$STACK"
-echo "deployed stack $STACK; open ${PUBLIC_ORIGINS:-https://localhost} and trust $PKI_DIR/ca.crt"
+docker stack deploy --prune -c "$stack_file" "$STACK"
+echo "deployed stack $STACK; open ${PUBLIC_ORIGINS%%,*} and trust $PKI_DIR/ca.crt"

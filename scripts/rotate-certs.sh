@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renew the leaf certificates from the existing CA and roll them into the services: each
-# service gets its new certificate and key in one update (rolling, start-first, with rollback).
+# service gets its new certificate and key in one update (rolling, with rollback).
 # The CA is unchanged, so old and new leaves are trusted side by side during the roll.
 # Usage: scripts/rotate-certs.sh
 set -euo pipefail
@@ -23,7 +23,7 @@ for service in master mosquitto worker; do
     [ -n "$old" ] || die "secret $name does not exist yet: run scripts/deploy.sh first"
     new="$(next_secret "$name")"
     create_secret "$new" "$(secret_source "$name")"
-    args+=(--secret-rm "$old" --secret-add "$(secret_mount "$name" "$new" "$service")")
+    args+=(--secret-rm "$(mounted_secret "$name" "$service")" --secret-add "$(secret_mount "$name" "$new" "$service")")
     replaced[$old]=1
   done
   docker service update --detach "${args[@]}" "${STACK}_${service}" >/dev/null

@@ -21,20 +21,23 @@ done
 [ -r "$file" ] && [ -s "$file" ] || die "$file is not a readable, non-empty file"
 
 rotate_secret() {
-  local name="$1" file="$2" old new service
-  # 1. The new version, beside the old one.
+  local name="$1" file="$2" old new service services
+  # 1. The new version, beside the old one; the services that mount it (as deployed from stack.yml).
   old="$(current_secret "$name")"
   [ -n "$old" ] || die "secret $name does not exist yet: run scripts/deploy.sh first"
+  services="$(secret_services "$name")"
+  [ -n "$services" ] || die "no service of stack $STACK mounts $name: run scripts/deploy.sh first"
   new="$(next_secret "$name")"
   create_secret "$new" "$file"
-  # 2. Every service that mounts it: swap, same target.
-  for service in $(secret_services "$name"); do
+  # 2. Every service that mounts it: swap, same target, owner and mode.
+  for service in $services; do
     docker service update --detach \
-      --secret-rm "$old" --secret-add "$(secret_mount "$name" "$new" "$service")" "${STACK}_${service}" >/dev/null
+      --secret-rm "$(mounted_secret "$name" "$service")" --secret-add "$(secret_mount "$name" "$new" "$service")" \
+      "${STACK}_${service}" >/dev/null
     echo "updating ${STACK}_${service}: $old -> $new"
   done
-  # 3. Wait for the rollouts, then drop the old version.
-  for service in $(secret_services "$name"); do
+  # 3. Wait until their tasks run the new spec, then drop the old version.
+  for service in $services; do
     wait_for_rollout "${STACK}_${service}"
   done
   docker secret rm "$old" >/dev/null

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Helpers for the Swarm scripts: the stack name, the secret table, versioned secret names.
+# Helpers for the Swarm scripts: the stack name, the secrets, versioned secret names, rollouts.
 # Sourced, not executed. Never `set -x` here: secrets pass through these functions as paths.
 
 # shellcheck source=scripts/lib.sh
@@ -8,12 +8,24 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STACK="${STACK:-ai-system}"
 PKI_DIR="${PKI_DIR:-$REPO_ROOT/pki/out}"
 CREDS_DIR="${CREDS_DIR:-$PKI_DIR/credentials}"
-SERVICE_UID=10001      # the user in our images
-MOSQUITTO_UID=1883     # the user in eclipse-mosquitto
 
 # The secrets of the stack, in the order they are created.
 SECRETS=(ca_crt master_crt master_key mosquitto_crt mosquitto_key worker_crt worker_key
          mqtt_master_password mqtt_worker_password mosquitto_passwd session_secret gemini_api_key)
+
+MIN_DOCKER=20.10  # compose file 3.9 (stack.yml); Debian 12's docker.io
+
+# check_docker_version: die unless the docker client and engine are MIN_DOCKER or newer.
+check_docker_version() {
+  local versions part v
+  versions="$(docker version --format '{{.Client.Version}} {{.Server.Version}}')" \
+    || die "cannot reach the docker engine: start it (systemctl start docker) and check 'docker version'"
+  for part in client:"${versions% *}" engine:"${versions#* }"; do
+    v="${part#*:}"
+    printf '%s\n%s\n' "$MIN_DOCKER" "$v" | sort -V -C \
+      || die "docker ${part%%:*} $v is too old: this stack needs Docker $MIN_DOCKER or newer (compose file 3.9)"
+  done
+}
 
 # secret_source NAME: the local file a secret is made from.
 secret_source() {
@@ -27,15 +39,33 @@ secret_source() {
   esac
 }
 
-# secret_services NAME: the services (without the stack prefix) that mount a secret.
+# stack_services: the services of the deployed stack (full names).
+stack_services() {
+  docker service ls --filter "label=com.docker.stack.namespace=$STACK" --format '{{.Name}}' | sort
+}
+
+# mounted_secrets SERVICE: one line per secret the service mounts: TARGET SECRET_NAME UID GID MODE.
+# stack.yml is the one table of which service mounts which secret; the scripts read it back from
+# the services deployed from it, so a rotation swaps exactly what is mounted, with the same owner.
+mounted_secrets() {
+  docker service inspect --format \
+    '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.File.Name}} {{.SecretName}} {{.File.UID}} {{.File.GID}} {{printf "%#o" .File.Mode}}{{println}}{{end}}' \
+    "$1"
+}
+
+# secret_services NAME: the services (without the stack prefix) that mount a secret, from the deployed stack.
 secret_services() {
-  case "$1" in
-    ca_crt) echo "master mosquitto worker" ;;
-    master_crt|master_key|mqtt_master_password|session_secret) echo "master" ;;
-    mosquitto_crt|mosquitto_key|mosquitto_passwd) echo "mosquitto" ;;
-    worker_crt|worker_key|mqtt_worker_password|gemini_api_key) echo "worker" ;;
-    *) die "unknown secret '$1'" ;;
-  esac
+  local service
+  for service in $(stack_services); do
+    if mounted_secrets "$service" | awk -v n="$1" '$1 == n { found = 1 } END { exit !found }'; then
+      echo "${service#"${STACK}_"}"
+    fi
+  done
+}
+
+# mounted_secret NAME SERVICE: the versioned secret SERVICE mounts at /run/secrets/NAME, or nothing.
+mounted_secret() {
+  mounted_secrets "${STACK}_$2" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 # secret_env_var NAME: the stack.yml variable that holds a secret's current versioned name.
@@ -67,26 +97,46 @@ create_secret() {
   echo "created secret $1"
 }
 
-# secret_mount NAME VERSIONED SERVICE: the --secret-add value with the target and owner stack.yml uses.
+# secret_mount NAME VERSIONED SERVICE: the --secret-add value with the target, owner and mode the
+# service mounts NAME with now (as stack.yml set them).
 secret_mount() {
-  local uid="$SERVICE_UID"
-  [ "$3" = mosquitto ] && uid="$MOSQUITTO_UID"
-  echo "source=$2,target=$1,uid=$uid,gid=$uid,mode=0400"
+  mounted_secrets "${STACK}_$3" | awk -v n="$1" -v v="$2" \
+    '$1 == n { printf "source=%s,target=%s,uid=%s,gid=%s,mode=%s\n", v, n, $3, $4, $5 }'
 }
 
-# wait_for_rollout SERVICE: until its update completes; fails on rollback or pause.
+# What a rollout changes in a container spec (the whole spec is not comparable: the API fills defaults
+# such as StopGracePeriod into the service's copy and not into the task's).
+SPEC_FIELDS='{{.Image}} {{json .Env}} {{json .Args}} {{json .Mounts}} {{json .Secrets}} {{json .Configs}}'
+
+# rollout_done SERVICE: 0 when every task the service wants running runs its current container spec
+# (and there are as many as it wants); an update status alone is not enough: it is empty before the
+# first update, and says `completed` for the previous update until the orchestrator starts this one.
+rollout_done() {
+  local spec want task count=0
+  spec="$(docker service inspect --format "{{with .Spec.TaskTemplate.ContainerSpec}}$SPEC_FIELDS{{end}}" "$1")"
+  want="$(docker service inspect --format '{{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{end}}' "$1")"
+  for task in $(docker service ps --no-trunc --filter desired-state=running --format '{{.ID}}' "$1"); do
+    [ "$(docker inspect --format "{{.Status.State}} {{with .Spec.ContainerSpec}}$SPEC_FIELDS{{end}}" "$task")" \
+      = "running $spec" ] || return 1
+    count=$((count + 1))
+  done
+  [ -z "$want" ] || [ "$count" -eq "$want" ]
+}
+
+# wait_for_rollout SERVICE: until its tasks run the new spec; fails on rollback, pause or timeout.
 wait_for_rollout() {
   local state i
   for i in $(seq 1 "${ROLLOUT_TIMEOUT_S:-300}"); do
     state="$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$1")"
     case "$state" in
-      ""|completed) return 0 ;;
       rollback_*|paused) die "update of $1 ended in '$state': the old secret is kept; see 'docker service ps $1'" ;;
+      updating) ;;
+      *) if rollout_done "$1"; then return 0; fi ;;
     esac
     [ "$i" -eq 1 ] && echo "waiting for $1 to roll out..."
     sleep 1
   done
-  die "update of $1 did not finish in ${ROLLOUT_TIMEOUT_S:-300} s"
+  die "update of $1 did not finish in ${ROLLOUT_TIMEOUT_S:-300} s: see 'docker service ps $1'"
 }
 
 # export_current_secrets: set every *_SECRET variable stack.yml reads to the current version.

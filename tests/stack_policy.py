@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+STACK_FILE = Path(__file__).resolve().parent.parent / "stack.yml"
+# The newest compose file version Debian 12's Docker 20.10 reads, and the first with `pids` limits;
+# without `version:` Docker 20.10 refuses the file ("unsupported Compose file version: 1.0").
+COMPOSE_VERSION = "3.9"
+# One replica with state each: a rolling update must stop the old task before starting the new one.
+STOP_FIRST = {"master", "mosquitto"}
 
 SECRET_LIKE_ENV = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|_KEY)$")
 SECRET_LIKE_VALUE = re.compile(r"AIza[0-9A-Za-z_-]{35}|-----BEGIN|\$7\$")
@@ -19,6 +29,16 @@ SECRET_OWNERS = {
 }
 
 
+def stack_secret_table(stack: dict[str, Any] | None = None) -> dict[str, set[str]]:
+    """Which services mount each secret, as stack.yml (the one table) says."""
+    stack = stack if stack is not None else yaml.safe_load(STACK_FILE.read_text())
+    table: dict[str, set[str]] = {name: set() for name in stack.get("secrets", {}) or {}}
+    for service, svc in (stack.get("services") or {}).items():
+        for secret in _names(svc.get("secrets", [])):
+            table.setdefault(secret, set()).add(service)
+    return table
+
+
 def _names(items: Any) -> set[str]:
     if isinstance(items, dict):
         return set(items)
@@ -27,6 +47,8 @@ def _names(items: Any) -> set[str]:
 
 def violations(stack: dict[str, Any]) -> list[str]:
     out: list[str] = []
+    if str(stack.get("version")) != COMPOSE_VERSION:
+        out.append(f"version is {stack.get('version')!r}, expected {COMPOSE_VERSION!r} (Docker 20.10 needs it)")
     services: dict[str, Any] = stack.get("services", {})
     if set(services) != set(NETWORKS):
         out.append(f"services are {sorted(services)}, expected {sorted(NETWORKS)}")
@@ -72,8 +94,11 @@ def violations(stack: dict[str, Any]) -> list[str]:
                 out.append(f"{name}: resource limit {limit} missing")
         if not deploy.get("restart_policy"):
             out.append(f"{name}: deploy.restart_policy missing")
-        if (deploy.get("update_config") or {}).get("failure_action") != "rollback":
+        update = deploy.get("update_config") or {}
+        if update.get("failure_action") != "rollback":
             out.append(f"{name}: update_config.failure_action is not rollback")
+        if name in STOP_FIRST and (update.get("order") != "stop-first" or deploy.get("replicas", 1) != 1):
+            out.append(f"{name}: one replica with state: replicas 1 and update_config.order stop-first")
         if not ((svc.get("logging") or {}).get("options") or {}).get("max-size"):
             out.append(f"{name}: log size limit missing")
         if "tmpfs" in svc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.stack_policy import violations
+from tests.stack_policy import SECRET_OWNERS, stack_secret_table, violations
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = REPO / "stack.yml"
@@ -23,12 +25,45 @@ def stack() -> dict[str, Any]:
     return yaml.safe_load(STACK.read_text())
 
 
+def _stack_config(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", "stack", "config", "-c", str(STACK)], capture_output=True, text=True, cwd=REPO,
+                          env={**{k: v for k, v in os.environ.items() if k != "PUBLIC_ORIGINS"}, **env})
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client on this machine")
 def test_docker_stack_config_accepts_the_file() -> None:
-    result = subprocess.run(["docker", "stack", "config", "-c", str(STACK)], capture_output=True, text=True, cwd=REPO)
+    """The docker client reads stack.yml as a stack (with the one required setting given)."""
+    result = _stack_config(PUBLIC_ORIGINS="https://chat.example.org")
     assert result.returncode == 0, result.stderr
-    assert "internal: true" in result.stdout
+    assert "internal: true" in result.stdout and "PUBLIC_ORIGINS: https://chat.example.org" in result.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client on this machine")
+def test_docker_stack_config_without_public_origins_names_the_setting() -> None:
+    """The master's origin has no default: without PUBLIC_ORIGINS the file is refused, naming it."""
+    result = _stack_config()
+    assert result.returncode != 0
+    assert "required variable PUBLIC_ORIGINS is missing a value" in result.stderr
+
+
+def test_secret_table_of_the_policy_is_the_stacks(stack: dict[str, Any]) -> None:
+    """stack.yml is the one table of which service mounts which secret; the policy allows exactly it."""
+    assert stack_secret_table(stack) == SECRET_OWNERS
+
+
+def test_readme_secret_table_is_the_stacks(stack: dict[str, Any]) -> None:
+    """The README's secret table says what stack.yml mounts, no more, no less."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("| secret | mounted into |"):]
+    section = section[:section.index("\n\n")]
+    table: dict[str, set[str]] = {}
+    for row in section.splitlines()[2:]:
+        names, services = row.strip("|").split("|")
+        for name in re.findall(r"`([a-z_]+)`", names):
+            table[name] = {s.strip() for s in services.split(",")}
+    assert table == stack_secret_table(stack)
 
 
 def test_the_stack_meets_every_invariant(stack: dict[str, Any]) -> None:
@@ -75,6 +110,14 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "no rollback": _set("services.worker.deploy.update_config", {"parallelism": 1}),
     "non-external secret": _set("secrets.session_secret", {"file": "./session_secret"}),
     "service-level tmpfs": _set("services.master.tmpfs", ["/tmp"]),
+    "no compose version (Docker 20.10 reads 1.0)": _set("version", _DELETE),
+    "compose version 3.8 (no pids limit)": _set("version", "3.8"),
+    "master updates start-first": _set("services.master.deploy.update_config",
+                                       {"parallelism": 1, "order": "start-first", "failure_action": "rollback"}),
+    "master update order unset": _set("services.master.deploy.update_config", {"failure_action": "rollback"}),
+    "mosquitto updates start-first": _set("services.mosquitto.deploy.update_config",
+                                          {"order": "start-first", "failure_action": "rollback"}),
+    "two masters": _set("services.master.deploy.replicas", 2),
 }
 
 

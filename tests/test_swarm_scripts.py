@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Pki, make_pki
+from tests.stack_policy import stack_secret_table
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
+ORIGIN = "https://chat.example.org"
 SECRETS = [
     "ca_crt", "master_crt", "master_key", "mosquitto_crt", "mosquitto_key", "worker_crt", "worker_key",
     "mqtt_master_password", "mqtt_worker_password", "mosquitto_passwd", "session_secret", "gemini_api_key",
@@ -47,11 +49,18 @@ class FakeDocker:
     def secrets(self) -> dict[str, str]:
         return json.loads(self.state.read_text())["secrets"] if self.state.exists() else {}
 
+    def run_bash(self, code: str) -> subprocess.CompletedProcess[str]:
+        """Run bash code (e.g. a swarm-lib.sh function) in the same environment as the scripts."""
+        return subprocess.run(["bash", "-c", code], capture_output=True, text=True, env=self.env(), cwd=REPO, timeout=60)
+
+    def deploy(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run("deploy.sh", "--public-origin", ORIGIN, *args, env=env)
+
     def reset_log(self) -> None:
         self.log.unlink(missing_ok=True)
 
-    def run(self, script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = {
+    def env(self, env: dict[str, str] | None = None) -> dict[str, str]:
+        return {
             **os.environ,
             "PATH": f"{self.dir / 'bin'}:{os.environ['PATH']}",
             "FAKE_DOCKER_LOG": str(self.log), "FAKE_DOCKER_STATE": str(self.state),
@@ -59,8 +68,10 @@ class FakeDocker:
             "GEMINI_API_KEY_FILE": str(self.key_file), "AISYS_PYTHON": sys.executable, "ROLLOUT_TIMEOUT_S": "3",
             **(env or {}),
         }
-        return subprocess.run([str(REPO / "scripts" / script), *args], capture_output=True, text=True, env=full_env,
-                              timeout=60)
+
+    def run(self, script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(REPO / "scripts" / script), *args], capture_output=True, text=True,
+                              env=self.env(env), timeout=60)
 
 
 @pytest.fixture
@@ -76,7 +87,7 @@ def docker(tmp_path: Path) -> FakeDocker:
 
 
 def test_deploy_creates_every_missing_secret_once_then_deploys(docker: FakeDocker) -> None:
-    result = docker.run("deploy.sh")
+    result = docker.deploy()
     assert result.returncode == 0, result.stderr
     creates = [a for a in docker.args() if a[:2] == ["secret", "create"]]
     assert [a[2] for a in creates] == [f"{s}_v1" for s in SECRETS]
@@ -89,29 +100,29 @@ def test_deploy_creates_every_missing_secret_once_then_deploys(docker: FakeDocke
 
 
 def test_deploy_rerun_creates_nothing(docker: FakeDocker) -> None:
-    assert docker.run("deploy.sh").returncode == 0
+    assert docker.deploy().returncode == 0
     docker.reset_log()
-    result = docker.run("deploy.sh")
+    result = docker.deploy()
     assert result.returncode == 0, result.stderr
     assert [a for a in docker.args() if a[:2] == ["secret", "create"]] == []
     assert any(a[:2] == ["stack", "deploy"] for a in docker.args())
 
 
 def test_deploy_without_gemini_key_file_says_how_to_fix(docker: FakeDocker) -> None:
-    result = docker.run("deploy.sh", env={"GEMINI_API_KEY_FILE": ""})
+    result = docker.deploy(env={"GEMINI_API_KEY_FILE": ""})
     assert result.returncode == 1
     assert "GEMINI_API_KEY_FILE is not set" in result.stderr
     assert not any(a[:2] == ["stack", "deploy"] for a in docker.args())
 
 
 def test_deploy_refuses_without_a_swarm(docker: FakeDocker) -> None:
-    result = docker.run("deploy.sh", env={"FAKE_DOCKER_SWARM": "inactive"})
+    result = docker.deploy(env={"FAKE_DOCKER_SWARM": "inactive"})
     assert result.returncode == 1 and "docker swarm init" in result.stderr
     assert docker.secrets() == {}
 
 
 def test_rotate_secret_swaps_gemini_key_with_constant_target(docker: FakeDocker, tmp_path: Path) -> None:
-    assert docker.run("deploy.sh").returncode == 0
+    assert docker.deploy().returncode == 0
     docker.reset_log()
     new_key = tmp_path / "new_key"
     new_key.write_text("rotated-key-not-real-0123456789\n")
@@ -131,18 +142,18 @@ def test_rotate_secret_swaps_gemini_key_with_constant_target(docker: FakeDocker,
 
 
 def test_rotated_secret_is_used_by_the_next_deploy(docker: FakeDocker, tmp_path: Path) -> None:
-    assert docker.run("deploy.sh").returncode == 0
+    assert docker.deploy().returncode == 0
     new_key = tmp_path / "k2"
     new_key.write_text("another-key-not-real-0123456789\n")
     assert docker.run("rotate-secret.sh", str(new_key)).returncode == 0
     docker.reset_log()
-    assert docker.run("deploy.sh").returncode == 0
+    assert docker.deploy().returncode == 0
     deploy = next(c for c in docker.calls() if c["args"][:2] == ["stack", "deploy"])  # type: ignore[index]
     assert deploy["secret_env"]["GEMINI_API_KEY_SECRET"] == "gemini_api_key_v2"  # type: ignore[index]
 
 
 def test_rotate_secret_keeps_old_secret_when_rollout_fails(docker: FakeDocker, tmp_path: Path) -> None:
-    assert docker.run("deploy.sh").returncode == 0
+    assert docker.deploy().returncode == 0
     new_key = tmp_path / "k"
     new_key.write_text("bad-rollout-key-0123456789\n")
     result = docker.run("rotate-secret.sh", str(new_key), env={"FAKE_DOCKER_ROLLOUT": "rollback_completed"})
@@ -151,7 +162,7 @@ def test_rotate_secret_keeps_old_secret_when_rollout_fails(docker: FakeDocker, t
 
 
 def test_rotate_ca_crt_updates_every_service_with_its_owner(docker: FakeDocker) -> None:
-    assert docker.run("deploy.sh").returncode == 0
+    assert docker.deploy().returncode == 0
     docker.reset_log()
     result = docker.run("rotate-secret.sh", "--secret", "ca_crt", str(docker.pki.ca))
     assert result.returncode == 0, result.stderr
@@ -164,7 +175,7 @@ def test_rotate_ca_crt_updates_every_service_with_its_owner(docker: FakeDocker) 
 
 
 def test_rotate_certs_renews_and_rolls_each_service_once(docker: FakeDocker) -> None:
-    assert docker.run("deploy.sh").returncode == 0
+    assert docker.deploy().returncode == 0
     before = docker.pki.cert("worker").read_bytes()
     docker.reset_log()
     result = docker.run("rotate-certs.sh")
@@ -217,3 +228,71 @@ def test_build_tags_both_images(docker: FakeDocker) -> None:
         ["build", "-f", "master/Dockerfile", "-t", "reg.example/ai/master:1.2.3", "."],
         ["build", "-f", "worker/Dockerfile", "-t", "reg.example/ai/worker:1.2.3", "."],
     ]
+
+
+def test_deploy_without_public_origin_says_how_to_fix(docker: FakeDocker) -> None:
+    """No --public-origin and no PUBLIC_ORIGINS: refused before anything is created."""
+    result = docker.run("deploy.sh", env={"PUBLIC_ORIGINS": ""})
+    assert result.returncode == 1 and "--public-origin https://chat.example.org" in result.stderr
+    assert docker.secrets() == {} and not any(a[:2] == ["stack", "deploy"] for a in docker.args())
+
+
+def test_deploy_passes_the_public_origin_to_the_stack(docker: FakeDocker) -> None:
+    """The origin reaches the master's PUBLIC_ORIGINS (the stack requires it: ${PUBLIC_ORIGINS:?...})."""
+    assert docker.deploy().returncode == 0
+    services = json.loads(docker.state.read_text())["services"]
+    assert services["ai-system_master"]["environment"]["PUBLIC_ORIGINS"] == ORIGIN
+
+
+@pytest.mark.parametrize(("versions", "too_old"), [("19.03.15 20.10.24", "client 19.03.15"),
+                                                    ("28.2.2 19.03.13", "engine 19.03.13")])
+def test_deploy_refuses_docker_older_than_20_10(docker: FakeDocker, versions: str, too_old: str) -> None:
+    """A client or engine older than 20.10 (no compose file 3.9) is named, with the minimum, before any change."""
+    result = docker.deploy(env={"FAKE_DOCKER_VERSION": versions})
+    assert result.returncode == 1
+    assert f"docker {too_old} is too old: this stack needs Docker 20.10 or newer" in result.stderr
+    assert docker.secrets() == {}
+
+
+def test_deploy_uses_the_given_stack_file(docker: FakeDocker, tmp_path: Path) -> None:
+    """--stack-file deploys a derived file (the Swarm test's) with the same secrets."""
+    derived = tmp_path / "derived.yml"
+    derived.write_text((REPO / "stack.yml").read_text())
+    result = docker.deploy("--stack-file", str(derived))
+    assert result.returncode == 0, result.stderr
+    assert ["stack", "deploy", "--prune", "-c", str(derived), "ai-system"] in docker.args()
+
+
+def test_rotation_waits_until_the_tasks_run_the_new_spec(docker: FakeDocker, tmp_path: Path) -> None:
+    """Empty update status (no update seen yet) is not 'done': the old secret goes only once the tasks run the new spec."""
+    assert docker.deploy().returncode == 0
+    docker.reset_log()
+    new_key = tmp_path / "k"
+    new_key.write_text("lagging-rollout-key-0123456789\n")
+    result = docker.run("rotate-secret.sh", str(new_key), env={"FAKE_DOCKER_ROLLOUT": "", "FAKE_DOCKER_TASK_LAG": "2"})
+    assert result.returncode == 0, result.stderr
+    args = docker.args()
+    rm = args.index(["secret", "rm", "gemini_api_key_v1"])
+    task_checks = [i for i, a in enumerate(args) if a[:1] == ["inspect"] and a[-1] == "task-ai-system_worker"]
+    assert len([i for i in task_checks if i < rm]) == 3  # two polls saw the old spec, the third the new one
+
+
+def test_rotation_times_out_while_the_tasks_run_the_old_spec(docker: FakeDocker, tmp_path: Path) -> None:
+    """Tasks that never take the new spec: the rotation fails and the old secret is kept."""
+    assert docker.deploy().returncode == 0
+    new_key = tmp_path / "k"
+    new_key.write_text("stuck-rollout-key-0123456789\n")
+    result = docker.run("rotate-secret.sh", str(new_key), env={"FAKE_DOCKER_TASK_LAG": "100", "ROLLOUT_TIMEOUT_S": "2"})
+    assert result.returncode == 1 and "did not finish in 2 s" in result.stderr
+    assert "gemini_api_key_v1" in docker.secrets()
+
+
+def test_secret_table_is_read_from_the_deployed_stack(docker: FakeDocker) -> None:
+    """secret_services answers from the services deployed from stack.yml, for every secret."""
+    assert docker.deploy().returncode == 0
+    table = stack_secret_table()
+    script = "; ".join(f'echo "{name}=$(secret_services {name} | tr "\\n" " ")"' for name in SECRETS)
+    result = docker.run_bash(f'source scripts/swarm-lib.sh; {script}')
+    assert result.returncode == 0, result.stderr
+    got = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert {name: set(services.split()) for name, services in got.items()} == table
