@@ -20,6 +20,7 @@ from pki.store import KEY_MODE, PkiError, ensure_private_dir, write_atomic
 
 MQTT_USERS = ("master", "worker")
 SESSION_SECRET = "session_secret"  # signs the master's session cookies
+INITIAL_ADMIN_PASSWORD = "initial_admin_password"  # the first admin of a new store (read once by the master)
 PBKDF2_ITERATIONS = 10_000
 SALT_BYTES = 12
 HASH_BYTES = 64
@@ -95,6 +96,10 @@ def ensure_credentials(out: Path, rotate: tuple[str, ...] = ()) -> list[str]:
     if not session.exists() or SESSION_SECRET in rotate:
         write_atomic(session, new_password().encode() + b"\n", KEY_MODE)
         changed.append(SESSION_SECRET)
+    admin = out / INITIAL_ADMIN_PASSWORD
+    if not admin.exists():
+        write_atomic(admin, new_password().encode() + b"\n", KEY_MODE)
+        changed.append(INITIAL_ADMIN_PASSWORD)
     return changed
 
 

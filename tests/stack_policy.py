@@ -25,7 +25,7 @@ SECRET_OWNERS = {
     "mosquitto_crt": {"mosquitto"}, "mosquitto_key": {"mosquitto"}, "mosquitto_passwd": {"mosquitto"},
     "worker_crt": {"worker"}, "worker_key": {"worker"},
     "mqtt_master_password": {"master"}, "mqtt_worker_password": {"worker"},
-    "session_secret": {"master"}, "gemini_api_key": {"worker"},
+    "session_secret": {"master"}, "initial_admin_password": {"master"}, "gemini_api_key": {"worker"},
 }
 
 

@@ -91,7 +91,7 @@ def _stack_containers() -> list[str]:
 
 
 def _tidy() -> None:
-    """Remove everything the test deploys: stack, probe, secrets, configs, the broker volume."""
+    """Remove everything the test deploys: stack, probe, secrets, configs, the broker's and the master's volumes."""
     docker("service", "rm", PROBE, check=False)
     docker("stack", "rm", STACK, check=False)
     _wait(lambda: not _stack_containers() and not _names("network", f"{STACK}_"), 120, "the stack to go")
@@ -99,8 +99,9 @@ def _tidy() -> None:
         docker("secret", "rm", secret, check=False)
     for config in _names("config", f"{STACK}_"):
         docker("config", "rm", config, check=False)
-    _wait(lambda: docker("volume", "rm", f"{STACK}_mosquitto_data", check=False).returncode == 0
-          or f"{STACK}_mosquitto_data" not in docker("volume", "ls", "-q").stdout.split(), 60, "the volume to go")
+    for volume in (f"{STACK}_mosquitto_data", f"{STACK}_master_data"):
+        _wait(lambda: docker("volume", "rm", volume, check=False).returncode == 0
+              or volume not in docker("volume", "ls", "-q").stdout.split(), 60, f"the volume {volume} to go")
 
 
 def _debian_client_dir(tmp: Path) -> tuple[dict[str, str], str]:
