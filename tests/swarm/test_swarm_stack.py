@@ -29,7 +29,7 @@ import yaml
 
 from common.tls import TlsFiles, client_context
 from tests.conftest import Pki
-from tests.stack_helpers import ChatClient
+from tests.stack_helpers import ChatClient, login_cookie
 from tests.stack_policy import stack_secret_table
 from tests.swarm.conftest import REPO, note, phase, run_script
 from tests.swarm.derive import derive_test_stack
@@ -50,6 +50,8 @@ class Deployment:
     env: dict[str, str]
     stack_file: Path
     deploy_client: str
+    # The first admin's session (its password is the initial_admin_password secret gen-credentials.sh made).
+    cookie: str = ""
 
     @property
     def url(self) -> str:
@@ -134,8 +136,10 @@ def deployed(engine: Engine, images: None, tmp_path_factory: pytest.TempPathFact
             run_script("gen-pki.sh", "--out", str(pki.out), "--hostname", "chat.example.org")
             run_script("gen-credentials.sh", "--out", str(pki.creds))
         # The stack file for a kernel without IPVS: stack.yml as docker renders it, dnsrr, host-mode port.
+        # The test's one client asks steadily for minutes: the per-user limits are set off at render time.
         rendered = docker("stack", "config", "-c", str(REPO / "stack.yml"),
-                          env={"PUBLIC_ORIGINS": f"https://localhost:{port}", "MODEL_BACKEND": "echo"}).stdout
+                          env={"PUBLIC_ORIGINS": f"https://localhost:{port}", "MODEL_BACKEND": "echo",
+                               "RATE_PER_MINUTE": "0", "MAX_OPEN_TASKS_PER_USER": "0"}).stdout
         stack_file = tmp / "stack.test.yml"
         stack_file.write_text(yaml.safe_dump(derive_test_stack(yaml.safe_load(rendered), port), sort_keys=False))
         client_env, client = _debian_client_dir(tmp)
@@ -144,12 +148,28 @@ def deployed(engine: Engine, images: None, tmp_path_factory: pytest.TempPathFact
             deployment.script("deploy.sh", "--public-origin", f"https://localhost:{port}",
                               "--stack-file", str(stack_file), env=client_env)
         with phase("stack ready: every task healthy, 2 workers in /healthz"):
-            _wait(_converged, 240, "every task of the stack to run healthy")
+            try:
+                _wait(_converged, 240, "every task of the stack to run healthy")
+            except TimeoutError:
+                _print_diagnostics()
+                raise
             _wait(lambda: (_healthz(deployment) or {}).get("workers") == 2, 120, "/healthz: mqtt up and 2 workers")
+        with phase("log in as the first admin (initial_admin_password)"):
+            password = (pki.creds / "initial_admin_password").read_text().strip()
+            deployment.cookie = asyncio.run(login_cookie(pki, deployment.url, "admin", password))
         yield deployment
     finally:
         with phase("teardown: stack, secrets, configs, volume"):
             _tidy()
+
+
+def _print_diagnostics() -> None:
+    """What each service's tasks did and said: the reason a stack did not come up, in the test's output."""
+    for service in ("master", "mosquitto", "worker"):
+        name = f"{STACK}_{service}"
+        print(docker("service", "ps", "--no-trunc", "--format", "{{.Name}} {{.CurrentState}} {{.Error}}", name,
+                     check=False).stdout)
+        print(docker("service", "logs", "--tail", "30", "--raw", name, check=False).stdout[-4000:])
 
 
 def _converged() -> bool:
@@ -178,7 +198,7 @@ def _healthz(d: Deployment) -> dict[str, Any] | None:
 
 
 async def _ask(d: Deployment, text: str) -> dict[str, Any]:
-    client = ChatClient(d.pki, origin=d.url)
+    client = ChatClient(d.pki, origin=d.url, cookie=d.cookie)
     await client.connect(d.url)
     try:
         ack = await client.ask(text)
@@ -332,7 +352,7 @@ class Load:
                 try:
                     if client is None:
                         await asyncio.to_thread(_wait, _master_healthy, 120, "a healthy master", 0.5)
-                        client = ChatClient(d.pki, origin=d.url)
+                        client = ChatClient(d.pki, origin=d.url, cookie=d.cookie)
                         await client.connect(d.url)
                     ack = await client.ask(text)
                     if "error" in ack:
