@@ -8,7 +8,6 @@ The OpenAPI 3.1 document is generated from these routes (quart-schema) at /api/v
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from master.api_tokens import create_token, list_tokens, revoke_token, user_for_
 from master.auth import Auth
 from master.dispatcher import Dispatcher
 from master.intake import Intake, Refused
-from master.sessions import COOKIE_NAME
+from master.sessions import COOKIE_NAME, same_secret
 from master.store import Database
 from master.task_journal import TaskJournal, user_task, user_tasks
 
@@ -158,7 +157,7 @@ def register_api(app: Quart, auth: Auth, db: Database, intake: Intake, dispatche
             session = await auth.session_for(request.cookies.get(COOKIE_NAME))
             if session is None:
                 raise ApiError(401, "not_logged_in", "Send Authorization: Bearer <token>, or log in.")
-            if changes and not _same(request.headers.get("X-CSRF-Token"), auth.signer.csrf_for(session.token_hash)):
+            if changes and not same_secret(request.headers.get("X-CSRF-Token"), auth.signer.csrf_for(session.token_hash)):
                 raise ApiError(403, "csrf", "With the session cookie, send X-CSRF-Token (from GET /session).")
             found = Caller(session.user, session.token_hash)
         if admin and not found.user.is_admin:
@@ -290,8 +289,3 @@ def register_api(app: Quart, auth: Auth, db: Database, intake: Intake, dispatche
         if not await db.run(revoke_token, who.user.id, token_id):
             raise ApiError(404, "not_found", "No such token.")
         return "", 204
-
-
-def _same(a: str | None, b: str) -> bool:
-    return bool(a) and hmac.compare_digest(str(a).encode(), b.encode())
-

@@ -96,7 +96,10 @@ Publish = Callable[[str, TaskMessage], bool]
 Deliver = Callable[[Task, Outcome], None]
 
 
-class StoredTaskLike(Protocol):
+@dataclass(frozen=True)
+class StoredTask:
+    """An open task as the store has it (master/task_journal.py), to queue again after a restart."""
+
     task_id: str
     user_id: int
     prompt: str
@@ -203,7 +206,7 @@ class Dispatcher:
         self.tasks[task.task_id] = task
         self._open[task.owner] = self._open.get(task.owner, 0) + 1
 
-    def restore(self, stored: Iterable[StoredTaskLike]) -> int:
+    def restore(self, stored: Iterable[StoredTask]) -> int:
         """After a restart: queued tasks are queued again; assigned ones stay with their worker (its result,
         with the stored token, is accepted), and go back to the queue if that worker is not heard from."""
         count = 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -11,19 +10,16 @@ from typing import Any
 from quart import Quart, Response, jsonify, redirect, render_template, request
 
 from master.auth import Auth, LoginRefused
-from master.sessions import COOKIE_FLAGS, COOKIE_NAME, CSRF_COOKIE_NAME, ActiveSession
+from master.sessions import COOKIE_FLAGS, COOKIE_NAME, CSRF_COOKIE_NAME, ActiveSession, same_secret
 
 logger = logging.getLogger(__name__)
 MAX_FORM_BYTES = 4096
+NOT_LOGGED_IN = ({"error": {"code": "not_logged_in", "message": "You are not logged in."}}, 401)
 
 
 async def current_session(auth: Auth) -> ActiveSession | None:
     """The logged-in session of this request, or None."""
     return await auth.session_for(request.cookies.get(COOKIE_NAME))
-
-
-def _same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(str(a).encode(), str(b).encode())
 
 
 def register_login_routes(app: Quart, auth: Auth, origins: tuple[str, ...], session_max_s: float,
@@ -53,7 +49,7 @@ def register_login_routes(app: Quart, auth: Auth, origins: tuple[str, ...], sess
         if (request.content_length or 0) > MAX_FORM_BYTES:
             return await login_page(413, "The form is too large.")
         form = await request.form
-        if not origin_allowed() or not _same(form.get("csrf"), request.cookies.get(CSRF_COOKIE_NAME)):
+        if not origin_allowed() or not same_secret(form.get("csrf"), request.cookies.get(CSRF_COOKIE_NAME)):
             return Response("Forbidden: the form's CSRF token is missing or wrong. Reload the login page.\n",
                             status=403, content_type="text/plain; charset=utf-8")
         name, password = form.get("name", ""), form.get("password", "")
@@ -76,8 +72,8 @@ def register_login_routes(app: Quart, auth: Auth, origins: tuple[str, ...], sess
     async def logout() -> Any:
         session = await current_session(auth)
         if session is None:
-            return jsonify({"error": {"code": "not_logged_in", "message": "You are not logged in."}}), 401
-        if not origin_allowed() or not _same(request.headers.get("X-CSRF-Token"), auth.signer.csrf_for(session.token_hash)):
+            return NOT_LOGGED_IN
+        if not origin_allowed() or not same_secret(request.headers.get("X-CSRF-Token"), auth.signer.csrf_for(session.token_hash)):
             return jsonify({"error": {"code": "csrf", "message": "The CSRF token is missing or wrong. Reload the page."}}), 403
         await auth.logout(session)
         await on_logout(session)
@@ -89,7 +85,7 @@ def register_login_routes(app: Quart, auth: Auth, origins: tuple[str, ...], sess
     async def whoami() -> Any:
         session = await current_session(auth)
         if session is None:
-            return jsonify({"error": {"code": "not_logged_in", "message": "You are not logged in."}}), 401
+            return NOT_LOGGED_IN
         response = jsonify({"user": session.user.name, "role": session.user.role,
                             "csrf": auth.signer.csrf_for(session.token_hash)})
         response.headers["Cache-Control"] = "no-store"

@@ -67,6 +67,11 @@ class CookieSigner:
         return hmac.new(self._csrf_key, session_hash.encode(), hashlib.sha256).hexdigest()
 
 
+def same_secret(given: str | None, expected: str | None) -> bool:
+    """Constant-time comparison of a token the client sent with the one expected (both present)."""
+    return bool(given) and bool(expected) and hmac.compare_digest(str(given).encode(), str(expected).encode())
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 

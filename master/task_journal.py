@@ -13,29 +13,12 @@ import asyncio
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from master.dispatcher import Outcome, Task
+from master.dispatcher import Outcome, StoredTask, Task
 from master.store import Database
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StoredTask:
-    """An open task as the store has it, to queue again after a restart."""
-
-    task_id: str
-    user_id: int
-    prompt: str
-    model: str
-    priority: int
-    state: str
-    attempts: int
-    token: str
-    worker_id: str | None
-    created_at: float
 
 
 class TaskJournal:
