@@ -81,8 +81,8 @@ class WorkerRegistry:
         return {m for w in self.workers.values() if w.state != "offline" for m in w.models}
 
     def live_count(self) -> int:
-        """Workers not known to be offline."""
-        return sum(w.state != "offline" for w in self.workers.values())
+        """Workers heard from live (not offline, and not only known from a retained status or a restored task)."""
+        return sum(w.state not in ("offline", "unknown") for w in self.workers.values())
 
     def total_free_slots(self) -> int:
         return sum(w.free_slots for w in self.workers.values())

@@ -24,7 +24,8 @@ def default_worker_id() -> str:
 class WorkerSettings(CommonSettings):
     worker_id: str = Field(default_factory=default_worker_id)
     capacity: int = Field(default=4, ge=1, le=256)
-    heartbeat_s: float = Field(default=10.0, gt=0)
+    # Also how long a restarted master may wait to hear this worker live (a retained status is not enough).
+    heartbeat_s: float = Field(default=5.0, gt=0)
     # Touched at every heartbeat while connected to the broker (for a container health check).
     health_path: Path | None = None
     # On shutdown, time given to running tasks before they are cancelled (the master requeues them).
