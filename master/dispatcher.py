@@ -432,5 +432,4 @@ class Dispatcher:
         if task.abandoned:
             return  # settled already (cancelled): this outcome only frees the slot
         self.journal.finished(task, outcome)
-        if not task.abandoned:
-            self.deliver(task, outcome)
+        self.deliver(task, outcome)

@@ -16,7 +16,7 @@ from master.auth import WRONG_CREDENTIALS
 from master.sessions import COOKIE_NAME
 from tests.conftest import Pki
 from tests.login_helpers import csrf_of, logout, post_login, raw_session, session_header
-from tests.stack_helpers import ChatClient, local_stack, login_cookie, wait_until
+from tests.stack_helpers import ChatClient, local_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
