@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 
@@ -22,6 +23,11 @@ class ModelBackend(Protocol):
 
     async def generate(self, prompt: str, model: str) -> str:
         """The whole answer to `prompt` from `model` ('' means the default model)."""
+        ...
+
+    def stream(self, prompt: str, model: str) -> AsyncIterator[str]:
+        """The answer in pieces as the model writes them (an async generator); their concatenation is
+        what `generate` would return. Closing or cancelling the iterator closes the upstream call."""
         ...
 
     async def aclose(self) -> None: ...
