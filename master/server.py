@@ -150,7 +150,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     asgi = SecurityHeaders(SocketIOGate(socketio.ASGIApp(sio, other_asgi_app=http), auth.session_for))
     with serve_metrics(settings.metrics_host, settings.metrics_port) as metrics_port:
         async with run_results_server(dispatcher, tls, settings.grpc_host, settings.grpc_port,
-                                      durable=journal.flush) as grpc_port:
+                                      durable=journal.durable) as grpc_port:
             async with serve_https(asgi, tls, settings.web_host, settings.web_port, settings.max_message_bytes) as web_port:
                 bus.start(on_status=dispatcher.on_status, on_connected=dispatcher.on_bus_connected)
                 sweeper = asyncio.create_task(_sweep(dispatcher, delivery.stats, chat))

@@ -3,7 +3,8 @@
 The dispatcher reports each change (accepted, assigned, back in the queue, finished, dropped); the
 journal keeps the latest row image per task and writes them every `interval_s` in one transaction on
 the store's thread. A worker's result is acknowledged only once its answer is written (the results
-edge awaits `flush()`), so an answer the worker will not send again is never lost; a question
+edge awaits `durable()`, which joins the next periodic write: one transaction per interval however
+many results arrive in it), so an answer the worker will not send again is never lost; a question
 accepted in the last `interval_s` before the master dies can be (docs/RELIABILITY.md).
 """
 
@@ -31,6 +32,8 @@ class TaskJournal:
         # One flush at a time: a flush that returns has written everything reported before it was called,
         # including what another flush had taken and was still writing.
         self._flushing = asyncio.Lock()
+        # Resolved when the next flush to take its rows has written them: what `durable()` callers wait for.
+        self._next_write: asyncio.Future[None] | None = None
 
     # -- what the dispatcher reports (on the event loop; cheap) -------------------------------------
     def accepted(self, task: Task) -> None:
@@ -69,19 +72,33 @@ class TaskJournal:
         async with self._flushing:
             return await self._flush_now()
 
+    async def durable(self) -> None:
+        """Return once everything reported so far is written, by the next periodic flush (group commit)."""
+        if self._next_write is None:
+            self._next_write = asyncio.get_running_loop().create_future()
+        waiter = self._next_write
+        self._wake.set()
+        await asyncio.shield(waiter)  # a cancelled waiter must not cancel the others'
+
     async def _flush_now(self) -> int:
-        rows, deleted = self._rows, self._deleted
-        self._rows, self._deleted = {}, set()
-        if not rows and not deleted:
-            return 0
+        rows, deleted, waiter = self._rows, self._deleted, self._next_write
+        self._rows, self._deleted, self._next_write = {}, set(), None
         try:
-            await self.db.run(write_rows, list(rows.values()), deleted)
-        except sqlite3.Error:
-            # Keep them for the next flush (merged under anything newer).
+            if rows or deleted:
+                await self.db.run(write_rows, list(rows.values()), deleted)
+        except sqlite3.Error as exc:
+            # Keep them for the next flush (merged under anything newer); its waiters wait for that one.
             for task_id, row in rows.items():
                 self._rows[task_id] = {**row, **self._rows.get(task_id, {})}
             self._deleted |= deleted
-            raise
+            if waiter is not None:
+                if self._next_write is None:
+                    self._next_write = waiter
+                else:
+                    self._next_write.add_done_callback(lambda f, w=waiter: _settle_like(w, f))
+            raise exc
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         return len(rows) + len(deleted)
 
     async def run(self) -> None:
@@ -95,6 +112,14 @@ class TaskJournal:
             except sqlite3.Error:
                 logger.exception("could not write tasks to the store; retrying in %.0f ms", self.interval_s * 1000)
                 self._wake.set()
+
+
+def _settle_like(waiter: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        if done.cancelled() or done.exception() is not None:
+            waiter.cancel()
+        else:
+            waiter.set_result(None)
 
 
 def write_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]], deleted: set[str]) -> None:

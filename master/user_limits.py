@@ -7,6 +7,7 @@ master's periodic sweep and read back once per user and day, so they survive a r
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import sqlite3
 import time
@@ -39,7 +40,13 @@ class _Bucket:
 
 
 def utc_day(now: float | None = None) -> str:
-    return dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc).strftime("%Y-%m-%d")
+    return _day_name(int((time.time() if now is None else now) // 86_400))
+
+
+@functools.lru_cache(maxsize=4)
+def _day_name(day: int) -> str:
+    """'YYYY-MM-DD' of the UTC day `day` days after the epoch (computed once per day, not per question)."""
+    return dt.datetime.fromtimestamp(day * 86_400, dt.timezone.utc).strftime("%Y-%m-%d")
 
 
 def seconds_to_midnight_utc(now: float | None = None) -> float:

@@ -63,3 +63,34 @@ async def test_journal_batches_many_changes_into_one_flush(tmp_path: Path) -> No
         assert len(await db.run(load_open_tasks)) == 1000
     finally:
         db.close()
+
+
+async def test_durable_waiters_share_one_periodic_write(tmp_path: Path) -> None:
+    """100 results waiting to be durable are released together by one transaction, after their rows are written."""
+    db = await open_database(tmp_path / "m.db")
+    try:
+        user = await db.run(add_user, "carol", "hash-not-used-here", "user")
+        journal = TaskJournal(db, interval_s=0.02)
+        writes = 0
+        run = db.run
+
+        async def counting_run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal writes
+            writes += 1
+            return await run(fn, *args, **kwargs)
+
+        db.run = counting_run  # type: ignore[method-assign]
+        d = Dispatcher(WorkerRegistry(30), lambda w, m: True, lambda t, o: None, journal=journal)
+        writer = asyncio.create_task(journal.run())
+        try:
+            for i in range(100):
+                d.submit(owner_of(user.id), f"q{i}", user_id=user.id)
+            await asyncio.wait_for(asyncio.gather(*(journal.durable() for _ in range(100))), 5)
+            assert writes == 1
+            assert len(await run(load_open_tasks)) == 100  # written before any waiter was released
+            await asyncio.wait_for(journal.durable(), 5)  # nothing new: released by the next (empty) flush
+            assert writes == 1
+        finally:
+            writer.cancel()
+    finally:
+        db.close()

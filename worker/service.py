@@ -101,16 +101,21 @@ class Worker:
         self.busy += 1
         TASKS_RUNNING.set(self.busy)
         self.publish_status()
-        # The receipt meets the master's lease: without it the task would go to another worker.
-        receipt = asyncio.create_task(self.results.submit(worker_pb2.TaskResult(
-            task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, received=True)))
+        receipt = asyncio.create_task(self._receipt(task))
         self._tasks.add(receipt)
         receipt.add_done_callback(self._tasks.discard)
-        t = asyncio.create_task(self._run(task, time.perf_counter()))
+        t = asyncio.create_task(self._run(task, time.perf_counter(), receipt))
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
-    async def _run(self, task: TaskMessage, received: float) -> None:
+    async def _receipt(self, task: TaskMessage) -> None:
+        """Confirm the task to the master (its lease: unconfirmed, it would go to another worker), unless
+        the answer is ready first and `_run` cancels this while it waits."""
+        await asyncio.sleep(self.settings.receipt_delay_s)
+        await asyncio.shield(self.results.submit(worker_pb2.TaskResult(
+            task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, received=True)))
+
+    async def _run(self, task: TaskMessage, received: float, receipt: asyncio.Task[None] | None = None) -> None:
         started = time.perf_counter()
         result = worker_pb2.TaskResult(
             task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, model=task.model
@@ -135,6 +140,8 @@ class Worker:
             MODEL_ERRORS.labels(label, error_label(result.error.code)).inc()
         result.model_ms = int(model_ms)
         result.worker_ms = int((time.perf_counter() - received) * 1000)
+        if receipt is not None:
+            receipt.cancel()  # still waiting: the result confirms the task; already sent: shielded, it goes on
         try:
             accepted = await self.results.submit(result)
         finally:

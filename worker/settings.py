@@ -30,6 +30,9 @@ class WorkerSettings(CommonSettings):
     health_path: Path | None = None
     # On shutdown, time given to running tasks before they are cancelled (the master requeues them).
     drain_timeout_s: float = Field(default=10.0, ge=0)
+    # A task's receipt is sent only if its answer is not ready by then (the answer is the receipt): well
+    # inside the master's lease (LEASE_S, 5 s), and it saves two gRPC messages per quick answer.
+    receipt_delay_s: float = Field(default=0.25, ge=0, le=2.0)
 
     # Where results go: this worker's own configuration, never a field of a task.
     results_endpoint: str = "master:50051"
