@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from common.cert_roles import is_worker_certificate
 from common.grpc_keepalive import KEEPALIVE_S, server_options
+from common.result_stream import BATCH_ACKS_KEY, BATCH_ACKS_VALUE, MAX_IDS_PER_ACK
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_server_credentials
 from master.dispatcher import Dispatcher, Refusal, ResultRefused, WorkerResult
@@ -82,29 +83,51 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
     async def StreamResults(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
         await self._require_worker(context, "result stream")
         writing = asyncio.Lock()  # one write at a time on a stream
-        pending: set[asyncio.Task[None]] = set()
+        batched = any(k == BATCH_ACKS_KEY and v == BATCH_ACKS_VALUE for k, v in context.invocation_metadata() or ())
+        accepted: list[str] = []  # results accepted and not yet acknowledged (waiting for the store)
+        releaser: asyncio.Task[None] | None = None
 
-        async def ack(message: worker_pb2.Ack, after_durable: bool) -> None:
-            if after_durable and self.durable is not None:
-                await self.durable()  # acks are matched by task id, so they may overtake each other
+        async def write(message: worker_pb2.Ack) -> None:
             async with writing:
                 await context.write(message)
 
+        async def release_accepted() -> None:
+            """Acknowledge accepted results once the store has them: one write for all the store's write
+            covered (`also_accepted`), or one per result for a worker that did not ask for batches."""
+            while accepted:
+                ids = accepted[:MAX_IDS_PER_ACK]
+                del accepted[:MAX_IDS_PER_ACK]
+                if self.durable is not None:
+                    await self.durable()  # everything reported before this call, `ids` included
+                if batched:
+                    await write(worker_pb2.Ack(accepted=True, task_id=ids[0], also_accepted=ids[1:]))
+                else:
+                    for task_id in ids:
+                        await write(worker_pb2.Ack(accepted=True, task_id=task_id))
+
+        pending: set[asyncio.Task[None]] = set()
         try:
             while True:
                 request = await context.read()
                 if request is grpc.aio.EOF:
                     break
                 refused = self._check(request)
+                if refused is None and not request.received:
+                    accepted.append(request.task_id)
+                    if releaser is None or releaser.done():
+                        releaser = asyncio.create_task(release_accepted())
+                    continue
                 message = worker_pb2.Ack(accepted=refused is None, task_id=request.task_id, received=request.received,
                                          refusal=REFUSAL_STATUS[refused].name if refused is not None else "")
-                task = asyncio.create_task(ack(message, after_durable=refused is None and not request.received))
+                task = asyncio.create_task(write(message))  # acks are matched by task id: they may overtake
                 pending.add(task)
                 task.add_done_callback(pending.discard)
+            if releaser is not None:
+                pending.add(releaser)
             if pending:
                 await asyncio.gather(*pending)
         finally:
-            for task in pending:
+            for task in pending | ({releaser} if releaser is not None else set()):
                 task.cancel()
 
 

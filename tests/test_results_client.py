@@ -23,6 +23,7 @@ from common.tls import grpc_server_credentials
 from devstack.local_broker import free_port
 from tests.pki_helpers import Pki
 from tests.stack_helpers import wait_until
+from common.result_stream import BATCH_ACKS_KEY, BATCH_ACKS_VALUE
 from worker.results_client import ResultsClient
 
 pytestmark = pytest.mark.integration
@@ -41,6 +42,8 @@ class ScriptedResults(worker_pb2_grpc.ResultServiceServicer):
     break_after: dict[int, int] = field(default_factory=dict)  # stream n: UNAVAILABLE after reading this many
     received: list[tuple[int, str]] = field(default_factory=list)  # (stream number, task id), in read order
     streams: int = 0
+    batch: bool = False  # held acceptances go out as one Ack (`also_accepted`), as the master does for a batch
+    metadata: list[dict[str, str]] = field(default_factory=list)  # each stream's invocation metadata
 
     def task_ids(self, stream: int | None = None) -> list[str]:
         """The task ids read, on one stream or on all."""
@@ -51,6 +54,7 @@ class ScriptedResults(worker_pb2_grpc.ResultServiceServicer):
     ) -> None:
         self.streams += 1
         stream = self.streams
+        self.metadata.append({k: v for k, v in context.invocation_metadata() or ()})
         if self.refuse_stream is not None:
             await context.abort(self.refuse_stream, "stream refused by the test's script")
         held: list[worker_pb2.Ack] = []
@@ -65,6 +69,9 @@ class ScriptedResults(worker_pb2_grpc.ResultServiceServicer):
             refusal = self.refusals.get(result.task_id, "")
             held.append(worker_pb2.Ack(accepted=not refusal, task_id=result.task_id, refusal=refusal))
             if len(held) >= self.hold.get(stream, 1):
+                if self.batch and all(a.accepted for a in held):
+                    held = [worker_pb2.Ack(accepted=True, task_id=held[0].task_id,
+                                           also_accepted=[a.task_id for a in held[1:]])]
                 for ack in held:
                     await context.write(ack)
                 held.clear()
@@ -124,6 +131,15 @@ async def test_results_in_flight_on_one_stream_each_get_their_own_ack(pki: Pki) 
         verdicts = await bounded(asyncio.gather(*(client.submit(result(n)) for n in range(5))))
     assert verdicts == [True, False, True, False, True]
     assert servicer.streams == 1 and sorted(servicer.task_ids()) == [f"task-{n}" for n in range(5)]
+
+
+async def test_one_ack_for_many_results_settles_each_submit(pki: Pki) -> None:
+    """The client asks for batched acks; one Ack naming five results (`also_accepted`) settles all five submits."""
+    servicer = ScriptedResults(hold={1: 5}, batch=True)
+    async with serve(pki, servicer) as port, results_client(pki, port) as client:
+        verdicts = await bounded(asyncio.gather(*(client.submit(result(n)) for n in range(5))))
+    assert verdicts == [True] * 5
+    assert servicer.metadata[0].get(BATCH_ACKS_KEY) == BATCH_ACKS_VALUE
 
 
 async def test_unreachable_master_is_retried_with_backoff_then_accepted(

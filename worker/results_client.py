@@ -8,6 +8,7 @@ import logging
 import grpc
 
 from common.grpc_keepalive import KEEPALIVE_S, client_options
+from common.result_stream import BATCH_ACKS_KEY, BATCH_ACKS_VALUE
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_channel_credentials
 
@@ -55,7 +56,7 @@ class ResultsClient:
     async def _stream(self) -> grpc.aio.StreamStreamCall:
         async with self._open_lock:
             if self._call is None or self._call.done():
-                self._call = self._stub.StreamResults()
+                self._call = self._stub.StreamResults(metadata=((BATCH_ACKS_KEY, BATCH_ACKS_VALUE),))
                 self._waiting = {}
                 self._reader = asyncio.create_task(self._read_acks(self._call, self._waiting))
             return self._call
@@ -72,6 +73,10 @@ class ResultsClient:
                 fut = waiting.pop((ack.task_id, ack.received), None)
                 if fut is not None and not fut.done():
                     fut.set_result(ack)
+                for task_id in ack.also_accepted:  # one Ack for many results the master stored together
+                    fut = waiting.pop((task_id, False), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(worker_pb2.Ack(accepted=True, task_id=task_id))
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
         except asyncio.CancelledError:

@@ -57,7 +57,9 @@ class ResultServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamResults(self, request_iterator, context):
-        """Many results over one long-lived stream (what workers use): one Ack per result, in order.
+        """Many results over one long-lived stream (what workers use): one Ack per result, matched by task id.
+        A worker that opens the stream with the metadata `aisys-acks: batch` may get one Ack for many
+        accepted results (`also_accepted`): the results made durable by the same store write.
         The peer certificate is checked when the stream opens (PERMISSION_DENIED ends it); each
         result is checked as SubmitResult would, and a refusal is an Ack with `refusal` set.
         """
