@@ -101,8 +101,7 @@ async def ask(page: Any, text: str, marker: str) -> Any:
 
 async def test_answer_with_scripts_handlers_and_bad_links_runs_nothing_and_stays_readable(
         pki: Pki, broker: RunningBroker) -> None:
-    """<script>, onerror/onload, javascript:/data: links and HTML in a code block: nothing runs, no CSP violation,
-    no dialog; the HTML shows as text, the code block keeps it verbatim, the table is a <table>."""
+    """Scripts, handlers, javascript:/data: links and HTML in code: nothing runs or is blocked, all stays readable."""
     async with local_stack(pki, broker, workers=1) as stack, launch_chromium(pki) as browser:
         page, seen = await open_chat(browser, stack)
         answer = await ask(page, PAYLOADS, "sanitizer check")

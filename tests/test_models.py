@@ -17,7 +17,7 @@ from tests.browser_helpers import CHROMIUM, launch_chromium
 from tests.login_helpers import raw_session, session_header
 from tests.pki_helpers import Pki
 from tests.stack_helpers import ChatClient, Stack, local_stack, wait_until, worker_settings
-from worker.service import run_worker
+from worker.service import make_backend, run_worker
 
 pytestmark = pytest.mark.integration
 API = "/api/v1"
@@ -45,6 +45,15 @@ async def models_pushed(client: ChatClient) -> asyncio.Queue[dict[str, Any]]:
 async def get_json(stack: Stack, path: str, headers: dict[str, str]) -> tuple[int, Any]:
     async with raw_session(stack.pki) as http, http.get(stack.url + path, headers=headers) as resp:
         return resp.status, await resp.json()
+
+
+def test_echo_models_setting_names_what_the_echo_backend_advertises(pki: Pki, broker: RunningBroker,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """ECHO_MODELS=echo-a,echo-b (comma-separated) makes the echo backend advertise both; unset, just `echo`."""
+    monkeypatch.setenv("ECHO_MODELS", " echo-a, echo-b ")
+    assert make_backend(worker_settings(pki, broker, 1, "models-x", model_backend="echo")).models == ("echo-a", "echo-b")
+    monkeypatch.delenv("ECHO_MODELS")
+    assert make_backend(worker_settings(pki, broker, 1, "models-x", model_backend="echo")).models == ("echo",)
 
 
 async def test_questions_go_to_a_worker_serving_their_model(pki: Pki, broker: RunningBroker) -> None:
@@ -127,8 +136,7 @@ async def test_models_are_listed_and_pushed_when_the_set_changes(pki: Pki, broke
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/test.sh installs it as root)")
 async def test_browser_picker_lists_the_models_and_routes_the_choice(pki: Pki, broker: RunningBroker) -> None:
-    """In Chromium: the picker lists both workers' models; a question with echo-b reaches the echo-b worker; a model
-    gone from every worker is shown as a clear error at once."""
+    """In Chromium the picker lists both models, echo-b goes to its worker, a model nobody serves errs at once."""
     async with local_stack(pki, broker, workers=1, worker_overrides={"echo_models": "echo-a"}) as stack, \
             extra_worker(stack, broker, "models-b", "echo-b"), launch_chromium(pki) as browser:
         registry = stack.master.dispatcher.registry
