@@ -30,7 +30,10 @@
     async: false,
     gfm: true,
     renderer: {
-      html(token) { return escapeHtml(token.text); }, // raw HTML in an answer is text to read, not markup
+      html(token) { // raw HTML in an answer is text to read, not markup (a block keeps its lines)
+        return token.block ? "<p>" + escapeHtml(token.text.trim()).replace(/\n/g, "<br>") + "</p>" : escapeHtml(token.text);
+      },
+      checkbox(token) { return token.checked ? "\u2611 " : "\u2610 "; }, // a task list's box, as text (no <input>)
       image(token) { // no image loads from an answer: its link instead
         return '<a href="' + escapeHtml(token.href) + '">' + escapeHtml(token.text || token.href) + "</a>";
       },
