@@ -23,6 +23,7 @@ from master.api_tokens import create_token, list_tokens, revoke_token, user_for_
 from master.auth import Auth
 from master.dispatcher import Dispatcher
 from master.intake import Intake, Refused
+from master.model_feed import served_models
 from master.sessions import COOKIE_NAME, same_secret
 from master.store import Database
 from master.task_journal import TaskJournal, user_task, user_tasks
@@ -88,6 +89,11 @@ class WorkerOut(BaseModel):
 
 class WorkersOut(BaseModel):
     workers: list[WorkerOut]
+
+
+class ModelsOut(BaseModel):
+    models: list[str] = Field(description="Models some live worker serves now: the values `model` may take")
+    default: str = Field(description="What an empty `model` means (the master's DEFAULT_MODEL; empty: the worker's own)")
 
 
 class StatsOut(BaseModel):
@@ -235,6 +241,15 @@ def register_api(app: Quart, auth: Auth, db: Database, intake: Intake, dispatche
         if task is None or task.user_id != who.user.id or not dispatcher.cancel_task(task.task_id):
             raise ApiError(404, "not_found", "No such open task.")
         return "", 204
+
+    @app.get(f"{API}/models")
+    @tag(["tasks"])
+    @security_scheme(SECURITY)
+    @validate_response(ModelsOut, 200)
+    async def get_models() -> ModelsOut:
+        """The models live workers serve now (a task naming another is refused with `unknown_model`)."""
+        await caller()
+        return ModelsOut(**served_models(dispatcher.registry, intake.settings.default_model))
 
     @app.get(f"{API}/workers")
     @tag(["admin"])

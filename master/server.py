@@ -26,6 +26,7 @@ from master.login_throttle import LoginThrottle
 from master.delivery import Delivery, DeliveryStats
 from master.dispatcher import Dispatcher, FanOut
 from master.metrics import MetricsJournal, sample
+from master.model_feed import ModelFeed
 from master.health import HealthCheck
 from master.http_app import create_http_app
 from master.intake import Intake
@@ -144,6 +145,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     chat = ChatEvents(sio, intake, settings, auth, db)
     watch = SessionWatch(chat, db, lifetime, limiter)
     feed = AdminFeed(sio, dispatcher, recent, chat.admins_connected)
+    models = ModelFeed(sio, dispatcher.registry, settings.default_model, lambda sid: sid in chat.connections)
     http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher, db), auth,
                            settings.public_origins, settings.session_max_s, chat.on_logout)
     register_api(http, auth, db, intake, dispatcher, journal)
@@ -157,6 +159,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                 watcher = asyncio.create_task(watch.run())
                 writer = asyncio.create_task(journal.run())
                 feeder = asyncio.create_task(feed.run())
+                model_pusher = asyncio.create_task(models.run())
                 logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
                 try:
                     yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth, metrics_port,
@@ -166,6 +169,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                     watcher.cancel()
                     writer.cancel()
                     feeder.cancel()
+                    model_pusher.cancel()
                     await bus.stop()
                     try:
                         await journal.flush()  # what the last interval changed

@@ -35,7 +35,7 @@ def make_backend(settings: WorkerSettings) -> ModelBackend:
             base_url=settings.gemini_base_url,
             timeout_s=settings.gemini_timeout_s,
         )
-    return EchoBackend(settings.echo_latency_s)
+    return EchoBackend(settings.echo_latency_s, settings.echo_models)
 
 
 class Worker:

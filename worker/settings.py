@@ -45,6 +45,8 @@ class WorkerSettings(CommonSettings):
     gemini_base_url: str | None = None
     gemini_timeout_s: float = Field(default=60.0, gt=0)
     echo_latency_s: float = Field(default=0.0, ge=0)
+    # The model names the echo backend advertises (all answer alike): for tests of routing by model.
+    echo_models: CommaList = ("echo",)
 
     @field_validator("worker_id")
     @classmethod

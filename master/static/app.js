@@ -38,10 +38,17 @@
     send.disabled = name !== "connected";
   }
 
+  // render: an AI answer is Markdown, rendered and sanitized by markdown.js; anything else (the user's
+  // question, errors, "thinking…") is set as text. Never innerHTML here: answers are untrusted text.
+  function setBody(el, kind, text) {
+    if (kind === "ai" && typeof window.renderAnswer === "function") window.renderAnswer(el, text);
+    else el.textContent = text;
+  }
+
   function bubble(kind, text, meta) {
     const el = document.createElement("div");
     el.className = "msg " + kind;
-    el.textContent = text; // never innerHTML: answers are untrusted text
+    setBody(el, kind, text);
     if (meta) {
       const m = document.createElement("span");
       m.className = "meta";
@@ -89,7 +96,7 @@
       return;
     }
     el.className = "msg " + kind;
-    el.textContent = text;
+    setBody(el, kind, text);
     if (meta) {
       const m = document.createElement("span");
       m.className = "meta";
@@ -99,6 +106,7 @@
   }
 
   const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
+  window.chatSocket = socket; // render: models.js asks this connection for the models served
   socket.on("connect", () => { setState("connected", "connected"); sync(); });
   socket.on("disconnect", (reason) => {
     setState("disconnected", "disconnected (" + reason + ") – reconnecting");
@@ -124,7 +132,10 @@
     bubble("user", text);
     const wait = bubble("ai pending", "thinking…");
     input.value = "";
-    socket.timeout(15000).emit("ai-query", { text: text }, (err, ack) => {
+    const query = { text: text };
+    const model = typeof window.chosenModel === "function" ? window.chosenModel() : ""; // render: the picker (models.js)
+    if (model) query.model = model;
+    socket.timeout(15000).emit("ai-query", query, (err, ack) => {
       if (err) { wait.className = "msg error"; wait.textContent = "The server did not confirm the question. Try again."; return; }
       if (ack && ack.error) { wait.className = "msg error"; wait.textContent = ack.error.message; return; }
       pending.set(ack.task_id, wait);
