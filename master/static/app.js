@@ -26,7 +26,9 @@
   function toLogin() { window.location.assign("/login"); }
 
   async function loadSession() {
-    const resp = await fetch("/session", { credentials: "same-origin", cache: "no-store" });
+    let resp;
+    try { resp = await fetch("/session", { credentials: "same-origin", cache: "no-store" }); }
+    catch (e) { return; } // the server is down or the page is going away: Socket.IO keeps trying
     if (resp.status === 401) { toLogin(); return; }
     if (!resp.ok) return;
     const s = await resp.json();
