@@ -116,8 +116,7 @@ async def test_another_users_conversation_is_refused_everywhere(pki: Pki, broker
 
 
 async def test_delete_conversation_cancels_its_open_tasks_and_removes_them(pki: Pki, broker: RunningBroker) -> None:
-    """Deleting a conversation with a running and a queued question cancels both (error `cancelled`) and deletes
-    its tasks (the API says 404); another conversation stays; the cancelled one's late result reaches no one."""
+    """Deleting a conversation cancels its running and queued tasks (`cancelled`), deletes them (API 404), keeps others."""
     async with local_stack(pki, broker, workers=1, capacity=1, worker_overrides={"echo_latency_s": 1.0}) as stack, \
             chat_client(pki, stack.url, cookie=stack.cookie) as client, raw_session(pki) as http:
         kept = await client.ask("keep this one")
@@ -148,8 +147,7 @@ async def test_delete_conversation_cancels_its_open_tasks_and_removes_them(pki: 
 
 
 async def test_delete_all_my_data_leaves_nothing_but_the_login(pki: Pki, broker: RunningBroker) -> None:
-    """ai-delete-my-data deletes every conversation and task (API ones too): the list is empty, tasks are 404; the
-    session still works, and another user's data is untouched."""
+    """ai-delete-my-data empties the list, makes every task (API ones too) 404, keeps the login and other users' data."""
     async with local_stack(pki, broker, workers=1) as stack, raw_session(pki) as http:
         bob_cookie = await stack.login(await stack.new_user())
         async with chat_client(pki, stack.url, cookie=stack.cookie) as client, \
@@ -212,8 +210,7 @@ async def test_bad_arguments_get_a_clear_error(pki: Pki, broker: RunningBroker, 
 
 async def test_retention_deletes_conversations_not_used_for_the_set_days(
         pki: Pki, broker: RunningBroker, caplog: pytest.LogCaptureFixture) -> None:
-    """With CONVERSATION_RETENTION_DAYS=2, a conversation last used 3 days ago is deleted with its tasks (and an old
-    finished API task); a recent one stays; one INFO line says how many."""
+    """With 2 retention days, a conversation (and an API task) 3 days old is deleted and logged; a recent one stays."""
     overrides = {"conversation_retention_days": 2, "conversation_retention_interval_s": 0.2}
     async with local_stack(pki, broker, workers=1, master_overrides=overrides) as stack, \
             chat_client(pki, stack.url, cookie=stack.cookie) as client, raw_session(pki) as http:

@@ -50,8 +50,7 @@ async def accept_next_dialog(page: Any) -> None:
 
 
 async def test_history_survives_reload_and_restart_and_deletes(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
-    """Ask twice; reload: the conversation is shown and listed; a new one is separate; clicking loads the first;
-    delete one (confirmed); after a master restart it is listed and loads; delete all empties the panel."""
+    """The panel keeps a conversation across a reload and a master restart, loads it, deletes one and all."""
     database = Path(tempfile.mkdtemp(prefix="aisys-history-")) / "master.db"
     errors: list[str] = []
     async with launch_chromium(pki) as browser:
