@@ -54,7 +54,8 @@ def _conversation_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     return {"conversation_id": conversation_id, "title": title, "created_at": created_at, "updated_at": updated_at}
 
 
-def list_conversations(conn: sqlite3.Connection, user_id: int, before: float | None, limit: int) -> list[dict[str, Any]]:
+def list_conversations(conn: sqlite3.Connection, user_id: int, before: float | None,
+                       limit: int) -> list[dict[str, Any]]:
     """The user's conversations, most recently used first, used before `before` (for paging)."""
     rows = conn.execute("SELECT id, title, created_at, updated_at FROM conversations WHERE user_id = ?"
                         " AND updated_at < ? ORDER BY updated_at DESC, id LIMIT ?",

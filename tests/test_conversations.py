@@ -78,7 +78,7 @@ async def test_question_starts_a_conversation_and_continues_it(pki: Pki, broker:
 
 
 async def test_another_users_conversation_is_refused_everywhere(pki: Pki, broker: RunningBroker) -> None:
-    """Bob naming Alice's conversation gets what an unknown id gets, in every event and route; nothing is queued or sent."""
+    """Bob naming Alice's conversation gets what an unknown id gets, in every event and route; nothing is sent."""
     async with local_stack(pki, broker, workers=1) as stack, raw_session(pki) as http:
         bob_cookie = await stack.login(await stack.new_user())
         async with chat_client(pki, stack.url, cookie=stack.cookie) as alice, \
@@ -116,7 +116,7 @@ async def test_another_users_conversation_is_refused_everywhere(pki: Pki, broker
 
 
 async def test_delete_conversation_cancels_its_open_tasks_and_removes_them(pki: Pki, broker: RunningBroker) -> None:
-    """Deleting a conversation cancels its running and queued tasks (`cancelled`), deletes them (API 404), keeps others."""
+    """Deleting a conversation cancels its running and queued tasks, deletes them (API 404), keeps the others."""
     async with local_stack(pki, broker, workers=1, capacity=1, worker_overrides={"echo_latency_s": 1.0}) as stack, \
             chat_client(pki, stack.url, cookie=stack.cookie) as client, raw_session(pki) as http:
         kept = await client.ask("keep this one")
@@ -147,7 +147,7 @@ async def test_delete_conversation_cancels_its_open_tasks_and_removes_them(pki: 
 
 
 async def test_delete_all_my_data_leaves_nothing_but_the_login(pki: Pki, broker: RunningBroker) -> None:
-    """ai-delete-my-data empties the list, makes every task (API ones too) 404, keeps the login and other users' data."""
+    """ai-delete-my-data empties the list, makes every task (API ones too) 404, keeps the login and others' data."""
     async with local_stack(pki, broker, workers=1) as stack, raw_session(pki) as http:
         bob_cookie = await stack.login(await stack.new_user())
         async with chat_client(pki, stack.url, cookie=stack.cookie) as client, \
@@ -227,7 +227,8 @@ async def test_retention_deletes_conversations_not_used_for_the_set_days(
 
         def age(conn: Any) -> None:
             with conn:
-                conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (three_days_ago, old["conversation_id"]))
+                conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
+                             (three_days_ago, old["conversation_id"]))
                 conn.execute("UPDATE tasks SET finished_at = ? WHERE id = ?", (three_days_ago, api_task))
 
         with caplog.at_level(logging.INFO, logger="master.retention"):

@@ -15,7 +15,8 @@ from tests.pki_helpers import Pki
 from tests.stack_helpers import Account, local_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/test.sh installs it as root)")]
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason="chromium is not installed (scripts/test.sh installs it as root)")]
 ANSWERS = "() => [...document.querySelectorAll('#log .msg.ai')].map(e => e.textContent)"
 QUESTIONS = "() => [...document.querySelectorAll('#log .msg.user')].map(e => e.textContent)"
 
