@@ -101,7 +101,8 @@ def ids_in(value: Any) -> list[Any]:
 
 @fuzz(1_500)
 @given(data=st.data(), event=st.sampled_from(("ai-query",) + EVENTS))
-def test_conversation_handlers_answer_every_input_and_never_touch_another_user(edge: Edge, data: Any, event: str) -> None:
+def test_conversation_handlers_answer_every_input_and_never_touch_another_user(
+        edge: Edge, data: Any, event: str) -> None:
     """Any argument list gets a result or an error with a code and a message; bob's conversation stays his, unread."""
     args = data.draw(arguments(edge.bobs))
     ack = edge.call("fuzzer", event, *args)
