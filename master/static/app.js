@@ -149,13 +149,13 @@
       if (err) { wait.className = "msg error"; wait.textContent = "The server did not confirm the question. Try again."; return; }
       if (ack && ack.error) { wait.className = "msg error"; wait.textContent = ack.error.message; return; }
       if (ack.conversation_id && conversation === askedIn) conversation = ack.conversation_id;
-      if (ack.conversation_id && hooks.onConversation) hooks.onConversation(ack.conversation_id);
+      if (ack.conversation_id && hooks.onConversation) hooks.onConversation(ack.conversation_id, !askedIn);
       pending.set(ack.task_id, wait);
       if (early.has(ack.task_id)) { const e = early.get(ack.task_id); early.delete(ack.task_id); resolve(ack.task_id, e[0], e[1], e[2]); }
     });
   });
   // Hooks for history.js: show a conversation's messages (or an empty log for a new one), and hear of each
-  // question's conversation (set onConversation).
+  // question's conversation (set onConversation(id, startedNow)).
   function showConversation(id, messages) {
     conversation = id;
     log.replaceChildren();

@@ -107,7 +107,13 @@
   document.getElementById("new-conversation").addEventListener("click", startNew);
   document.getElementById("delete-all").addEventListener("click", removeAll);
   more.addEventListener("click", () => refresh(true));
-  chat.onConversation = (id) => { remember(id); refresh(false); }; // a question started or continued one
+  chat.onConversation = (id, startedNow) => { // a question started one (list it) or continued one (move it up)
+    remember(id);
+    const li = [...list.children].find((e) => e.dataset.id === id);
+    if (startedNow || !li) { refresh(false); return; }
+    list.prepend(li);
+    mark();
+  };
   function connected() {
     refresh(false);
     if (restored) return;
