@@ -105,9 +105,21 @@ async def test_history_survives_reload_and_restart_and_deletes(pki: Pki, broker:
             assert await page.locator("#conversations li").count() == 1
             await page.screenshot(path=str(tmp_path / "history.png"))
 
+            # Deleted meanwhile (as by another tab): the next question says so and keeps the text; sent again,
+            # it starts a new conversation.
+            await page.evaluate("() => new Promise((ok) => window.aiChat.socket.emit('ai-conversation-delete',"
+                                " {conversation_id: window.aiChat.current()}, ok))")
+            await page.fill("#question", "lost question")
+            await page.click("#send")
+            await page.wait_for_selector(".msg.error >> text=This conversation was deleted meanwhile.", timeout=10_000)
+            assert await page.input_value("#question") == "lost question"
+            await ask(page, "lost question")
+            await entry(page, "lost question").wait_for(timeout=10_000)
+            assert await page.locator("#conversations li").count() == 1
+
             await accept_next_dialog(page)
             await page.click("#delete-all")
-            await page.wait_for_selector("#history-status >> text=Deleted 1 conversations and 3 questions.",
+            await page.wait_for_selector("#history-status >> text=Deleted 1 conversations and 1 questions.",
                                          timeout=10_000)
             assert await page.locator("#conversations li").count() == 0
             assert await page.evaluate(ANSWERS) == []

@@ -147,6 +147,14 @@
     if (askedIn) query.conversation_id = askedIn;
     socket.timeout(15000).emit("ai-query", query, (err, ack) => {
       if (err) { wait.className = "msg error"; wait.textContent = "The server did not confirm the question. Try again."; return; }
+      if (ack && ack.error && ack.error.code === "not_found" && askedIn && conversation === askedIn) {
+        conversation = null; // history.js: deleted meanwhile (another tab, retention): the next question starts a new one
+        wait.className = "msg error";
+        wait.textContent = "This conversation was deleted meanwhile. Send the question again to start a new one.";
+        if (!input.value) input.value = text;
+        if (hooks.onLost) hooks.onLost(askedIn);
+        return;
+      }
       if (ack && ack.error) { wait.className = "msg error"; wait.textContent = ack.error.message; return; }
       if (ack.conversation_id && conversation === askedIn) conversation = ack.conversation_id;
       if (ack.conversation_id && hooks.onConversation) hooks.onConversation(ack.conversation_id, !askedIn);
@@ -155,7 +163,7 @@
     });
   });
   // Hooks for history.js: show a conversation's messages (or an empty log for a new one), and hear of each
-  // question's conversation (set onConversation(id, startedNow)).
+  // question's conversation (set onConversation(id, startedNow)) or that it was deleted meanwhile (onLost(id)).
   function showConversation(id, messages) {
     conversation = id;
     log.replaceChildren();
@@ -170,7 +178,7 @@
       }
     });
   }
-  const hooks = { socket: socket, current: () => conversation, show: showConversation, onConversation: null };
+  const hooks = { socket: socket, current: () => conversation, show: showConversation, onConversation: null, onLost: null };
   window.aiChat = hooks;
   loadSession();
   input.addEventListener("keydown", (ev) => {

@@ -104,6 +104,7 @@
     });
   }
 
+  chat.onLost = (id) => { if (saved() === id) remember(null); refresh(false); }; // deleted meanwhile
   document.getElementById("new-conversation").addEventListener("click", startNew);
   document.getElementById("delete-all").addEventListener("click", removeAll);
   more.addEventListener("click", () => refresh(true));
