@@ -156,8 +156,10 @@
         return;
       }
       if (ack && ack.error) { wait.className = "msg error"; wait.textContent = ack.error.message; return; }
-      if (ack.conversation_id && conversation === askedIn) conversation = ack.conversation_id;
-      if (ack.conversation_id && hooks.onConversation) hooks.onConversation(ack.conversation_id, !askedIn);
+      if (ack.conversation_id && conversation === askedIn) { // still the conversation shown (not switched meanwhile)
+        conversation = ack.conversation_id;
+        if (hooks.onConversation) hooks.onConversation(ack.conversation_id, !askedIn);
+      }
       pending.set(ack.task_id, wait);
       if (early.has(ack.task_id)) { const e = early.get(ack.task_id); early.delete(ack.task_id); resolve(ack.task_id, e[0], e[1], e[2]); }
     });
