@@ -21,6 +21,7 @@ from quart_schema import (
 from master.accounts import User
 from master.api_tokens import create_token, list_tokens, revoke_token, user_for_token
 from master.auth import Auth
+from master.conversations import PAGE_LIMIT_MAX, Conversations, is_conversation_id
 from master.dispatcher import Dispatcher
 from master.intake import Intake, Refused
 from master.model_feed import served_models
@@ -74,6 +75,23 @@ class TaskPage(BaseModel):
 
 class TaskQuery(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
+    before: float | None = None
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    title: str = Field(description="The first question, shortened")
+    created_at: float
+    updated_at: float = Field(description="When its latest question was asked")
+
+
+class ConversationPage(BaseModel):
+    conversations: list[ConversationOut]
+    next_before: float | None = Field(default=None, description="Pass as `before` for the next page")
+
+
+class ConversationQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=PAGE_LIMIT_MAX)
     before: float | None = None
 
 
@@ -250,6 +268,30 @@ def register_api(app: Quart, auth: Auth, db: Database, intake: Intake, dispatche
         """The models live workers serve now (a task naming another is refused with `unknown_model`)."""
         await caller()
         return ModelsOut(**served_models(dispatcher.registry, intake.settings.default_model))
+    conversations = Conversations(db, dispatcher, journal)
+
+    @app.get(f"{API}/conversations")
+    @tag(["conversations"])
+    @security_scheme(SECURITY)
+    @validate_querystring(ConversationQuery)
+    @validate_response(ConversationPage, 200)
+    async def get_conversations(query_args: ConversationQuery) -> ConversationPage:
+        """Your chat conversations, most recently used first, a page at a time."""
+        who = await caller()
+        rows = await conversations.listed(who.user.id, query_args.before, query_args.limit)
+        next_before = rows[-1]["updated_at"] if len(rows) == query_args.limit else None
+        return ConversationPage(conversations=[ConversationOut(**r) for r in rows], next_before=next_before)
+
+    @app.delete(f"{API}/conversations/<conversation_id>")
+    @tag(["conversations"])
+    @security_scheme(SECURITY)
+    @document_response(ErrorBody, 404)
+    async def delete_conversation(conversation_id: str) -> tuple[str, int]:
+        """Delete one of your conversations and its tasks (open ones are cancelled first)."""
+        who = await caller(changes=True)
+        if not is_conversation_id(conversation_id) or not await conversations.delete(who.user.id, conversation_id):
+            raise ApiError(404, "not_found", "No such conversation.")
+        return "", 204
 
     @app.get(f"{API}/workers")
     @tag(["admin"])

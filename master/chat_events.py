@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from werkzeug.http import parse_cookie
@@ -24,6 +24,9 @@ from master.sessions import COOKIE_NAME, ActiveSession
 from master.settings import MasterSettings
 from master.store import Database
 from master.task_journal import finished_since
+
+if TYPE_CHECKING:
+    from master.conversation_events import ConversationEvents
 
 logger = logging.getLogger(__name__)
 SYNC_LIMIT = 200
@@ -64,6 +67,8 @@ class ChatEvents:
         # Session hash -> last use, written to the store by the session watch.
         self.touched: dict[str, float] = {}
         self.bad_input = BadInputLog()
+        # Set by ConversationEvents (master/conversation_events.py): ai-query's optional conversation_id.
+        self.conversations: ConversationEvents | None = None
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("ai-query", self.on_query)
@@ -104,7 +109,8 @@ class ChatEvents:
 
     async def on_unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         self.bad_input.report(sid, f"unknown event {str(event)[:40]!r}")
-        return _error("unknown_event", "This server knows the events ai-query, ai-sync and ai-models only.")
+        return _error("unknown_event", "This server knows the events ai-query, ai-sync, ai-models, ai-conversations, "
+                                       "ai-conversation, ai-conversation-delete and ai-delete-my-data only.")
 
     async def on_sync(self, sid: str, *args: Any) -> dict[str, Any]:
         """`ai-sync {since}`: the user's answers and errors finished after `since` (Unix time), oldest first,
@@ -128,12 +134,18 @@ class ChatEvents:
             return _error("bad_request", "Send one argument: the question as text or {\"text\": ..., \"model\": ...}.")
         self.touched[connection.session.token_hash] = time.time()
         try:
-            task = await self.intake.take(connection.session.user, args[0])
+            chosen = None if self.conversations is None else await self.conversations.choose(
+                connection.session.user.id, args[0])
+            task = await self.intake.take(connection.session.user, args[0],
+                                          None if chosen is None else chosen.conversation_id)
         except Refused as refused:
-            if refused.code in ("bad_request", "prompt_too_long", "unknown_model"):
+            if refused.code in ("bad_request", "prompt_too_long", "unknown_model", "not_found"):
                 self.bad_input.report(sid, f"question refused: {refused.code}")
             return refused.as_error()
-        return {"task_id": task.task_id}
+        if chosen is None or self.conversations is None:
+            return {"task_id": task.task_id}
+        self.conversations.accepted(chosen, task)  # no await since take: written in the same flush as the task
+        return {"task_id": task.task_id, "conversation_id": chosen.conversation_id}
 
     def admins_connected(self) -> bool:
         return any(c.session.user.is_admin for c in self.connections.values())

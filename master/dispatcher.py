@@ -78,6 +78,8 @@ class Task:
     user_id: int = 0
     # The worker it is assigned to confirmed receipt (within the lease).
     received: bool = False
+    # The conversation it belongs to (master/conversations.py); None for REST API tasks.
+    conversation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class StoredTask:
     token: str
     worker_id: str | None
     created_at: float
+    conversation_id: str | None = None
 
 
 class Journal(Protocol):
@@ -192,10 +195,12 @@ class Dispatcher:
         self._open: dict[str, int] = {}
 
     # -- intake -----------------------------------------------------------------------
-    def submit(self, owner: str, prompt: str, model: str = "", priority: int = 0, user_id: int = 0) -> Task:
+    def submit(self, owner: str, prompt: str, model: str = "", priority: int = 0, user_id: int = 0,
+               conversation_id: str | None = None) -> Task:
         if len(self._queue) >= self.max_queue:
             raise QueueFull(f"the queue holds {self.max_queue} tasks")
-        task = Task(uuid.uuid4().hex, owner, prompt, model, priority, time.time(), user_id=user_id)
+        task = Task(uuid.uuid4().hex, owner, prompt, model, priority, time.time(), user_id=user_id,
+                    conversation_id=conversation_id)
         self._admit(task)
         self.journal.accepted(task)
         self._queue.push(task.task_id, owner, priority)
@@ -213,7 +218,7 @@ class Dispatcher:
         now = time.monotonic()
         for s in stored:
             task = Task(s.task_id, owner_of(s.user_id), s.prompt, s.model, s.priority, s.created_at, token=s.token,
-                        attempts=s.attempts, user_id=s.user_id)
+                        attempts=s.attempts, user_id=s.user_id, conversation_id=s.conversation_id)
             self._admit(task)
             if s.state == "assigned" and s.worker_id:
                 info = self.registry.workers.setdefault(s.worker_id, WorkerInfo(s.worker_id, state="unknown",

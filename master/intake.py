@@ -39,21 +39,22 @@ class Intake:
         self.limiter = limiter
         self.db = db
 
-    async def take(self, user: User, data: Any) -> Task:
+    async def take(self, user: User, data: Any, conversation_id: str | None = None) -> Task:
         """Validate, apply the user's limits, queue; raises Refused (counted in the metrics)."""
         if self.limiter.needs_daily_count(user.id):
             day = utc_day()
             self.limiter.load_daily_count(user.id, day, await self.db.run(read_daily_count, user.id, day))
-        return self.take_now(user, data)
+        return self.take_now(user, data, conversation_id)
 
-    def take_now(self, user: User, data: Any) -> Task:
+    def take_now(self, user: User, data: Any, conversation_id: str | None = None) -> Task:
         """`take` once the user's daily count is loaded (no await: nothing else runs in between)."""
         owner = owner_of(user.id)
         try:
             query = parse_query(data, self.settings.max_prompt_chars, self.settings.default_model)
             self._check_model(query.model)
             self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(owner))
-            task = self.dispatcher.submit(owner, query.text, query.model, user_id=user.id)
+            task = self.dispatcher.submit(owner, query.text, query.model, user_id=user.id,
+                                          conversation_id=conversation_id)
         except QueryRejected as exc:
             metrics.refused(exc.code)
             raise Refused(exc.code, exc.message) from None

@@ -22,6 +22,8 @@ from master.accounts import AccountError, Passwords, add_user, check_password, c
 from master.auth import Auth
 from master.bus import MasterBus
 from master.chat_events import ChatEvents, create_socketio
+from master.conversation_events import ConversationEvents
+from master.conversations import Conversations
 from master.login_throttle import LoginThrottle
 from master.delivery import Delivery, DeliveryStats
 from master.dispatcher import Dispatcher, FanOut
@@ -32,6 +34,7 @@ from master.http_app import create_http_app
 from master.intake import Intake
 from master.https_server import serve_https
 from master.registry import WorkerRegistry
+from master.retention import run_retention
 from master.results import run_results_server
 from master.security_headers import SecurityHeaders
 from master.session_watch import SessionWatch
@@ -143,6 +146,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     limiter = UserLimiter(user_limits(settings))
     intake = Intake(dispatcher, settings, limiter, db)
     chat = ChatEvents(sio, intake, settings, auth, db)
+    ConversationEvents(sio, chat, Conversations(db, dispatcher, journal), journal)
     watch = SessionWatch(chat, db, lifetime, limiter)
     feed = AdminFeed(sio, dispatcher, recent, chat.admins_connected)
     models = ModelFeed(sio, dispatcher.registry, settings.default_model, lambda sid: sid in chat.connections)
@@ -160,6 +164,8 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                 writer = asyncio.create_task(journal.run())
                 feeder = asyncio.create_task(feed.run())
                 model_pusher = asyncio.create_task(models.run())
+                retention = asyncio.create_task(run_retention(db, journal, settings.conversation_retention_days,
+                                                              settings.conversation_retention_interval_s))
                 logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
                 try:
                     yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth, metrics_port,
@@ -170,6 +176,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                     writer.cancel()
                     feeder.cancel()
                     model_pusher.cancel()
+                    retention.cancel()
                     await bus.stop()
                     try:
                         await journal.flush()  # what the last interval changed

@@ -75,6 +75,11 @@ class MasterSettings(CommonSettings):
     queue_timeout_s: float = Field(default=600.0, gt=0)
     default_model: str = ""
 
+    # Conversations (and their tasks) not used for this many days are deleted; 0 keeps them forever.
+    # The check runs every CONVERSATION_RETENTION_INTERVAL_S.
+    conversation_retention_days: int = Field(default=0, ge=0, le=36_500)
+    conversation_retention_interval_s: float = Field(default=3600.0, gt=0)
+
     @field_validator("public_origins")
     @classmethod
     def _valid_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:

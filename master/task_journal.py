@@ -28,6 +28,8 @@ class TaskJournal:
         self.interval_s = interval_s
         self._rows: dict[str, dict[str, Any]] = {}  # task id -> the columns to write
         self._deleted: set[str] = set()
+        # Conversations started since the last flush, written before their first task (same transaction).
+        self._conversations: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
         # One flush at a time: a flush that returns has written everything reported before it was called,
         # including what another flush had taken and was still writing.
@@ -40,7 +42,7 @@ class TaskJournal:
         self._rows[task.task_id] = {
             "id": task.task_id, "user_id": task.user_id, "prompt": task.prompt, "model": task.model,
             "priority": task.priority, "state": "queued", "attempts": task.attempts, "token": task.token,
-            "worker_id": None, "created_at": task.created,
+            "worker_id": None, "created_at": task.created, "conversation_id": task.conversation_id,
         }
         self._wake.set()
 
@@ -60,6 +62,18 @@ class TaskJournal:
         self._rows.pop(task.task_id, None)
         self._deleted.add(task.task_id)
         self._wake.set()
+
+    def conversation_started(self, conversation_id: str, user_id: int, title: str, created_at: float) -> None:
+        """A new conversation, written with (and before) its first task in the next flush."""
+        self._conversations[conversation_id] = {"id": conversation_id, "user_id": user_id, "title": title,
+                                                "created_at": created_at, "updated_at": created_at}
+        self._wake.set()
+
+    def pending_conversation_owner(self, conversation_id: str) -> int | None:
+        """The user of a conversation started but not yet flushed (else None: ask the store). Once a flush takes
+        it, its write is already on the store's thread, ahead of any read asked for after this call."""
+        row = self._conversations.get(conversation_id)
+        return None if row is None else int(row["user_id"])
 
     def _update(self, task: Task, **columns: Any) -> None:
         row = self._rows.setdefault(task.task_id, {"id": task.task_id})
@@ -81,12 +95,13 @@ class TaskJournal:
         await asyncio.shield(waiter)  # a cancelled waiter must not cancel the others'
 
     async def _flush_now(self) -> int:
-        rows, deleted, waiter = self._rows, self._deleted, self._next_write
-        self._rows, self._deleted, self._next_write = {}, set(), None
+        rows, deleted, conversations, waiter = self._rows, self._deleted, self._conversations, self._next_write
+        self._rows, self._deleted, self._conversations, self._next_write = {}, set(), {}, None
         try:
-            if rows or deleted:
-                await self.db.run(write_rows, list(rows.values()), deleted)
+            if rows or deleted or conversations:
+                await self.db.run(write_rows, list(rows.values()), deleted, list(conversations.values()))
         except sqlite3.Error as exc:
+            self._conversations = {**conversations, **self._conversations}
             # Keep them for the next flush (merged under anything newer); its waiters wait for that one.
             for task_id, row in rows.items():
                 self._rows[task_id] = {**row, **self._rows.get(task_id, {})}
@@ -122,17 +137,27 @@ def _settle_like(waiter: asyncio.Future[None], done: asyncio.Future[None]) -> No
             waiter.set_result(None)
 
 
-def write_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]], deleted: set[str]) -> None:
+def write_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]], deleted: set[str],
+               conversations: list[dict[str, Any]] | None = None) -> None:
     with conn:
+        conn.executemany("INSERT OR IGNORE INTO conversations (id, user_id, title, created_at, updated_at)"
+                         " VALUES (:id, :user_id, :title, :created_at, :updated_at)", conversations or [])
         for row in rows:
             if "prompt" in row:  # a new task (maybe already moved on): insert it whole
                 full = {"attempts": 0, "worker_id": None, "answer": None, "answer_model": None, "error_code": None,
-                        "error_message": None, "finished_at": None, **row}
-                conn.execute(
+                        "error_message": None, "finished_at": None, "conversation_id": None, **row}
+                # Not written if its conversation was deleted meanwhile (its tasks are cancelled by the deleter).
+                written = conn.execute(
                     "INSERT OR REPLACE INTO tasks (id, user_id, prompt, model, priority, state, attempts, token,"
-                    " worker_id, answer, answer_model, error_code, error_message, created_at, finished_at)"
-                    " VALUES (:id, :user_id, :prompt, :model, :priority, :state, :attempts, :token, :worker_id,"
-                    " :answer, :answer_model, :error_code, :error_message, :created_at, :finished_at)", full)
+                    " worker_id, answer, answer_model, error_code, error_message, created_at, finished_at,"
+                    " conversation_id)"
+                    " SELECT :id, :user_id, :prompt, :model, :priority, :state, :attempts, :token, :worker_id,"
+                    " :answer, :answer_model, :error_code, :error_message, :created_at, :finished_at, :conversation_id"
+                    " WHERE :conversation_id IS NULL"
+                    " OR EXISTS (SELECT 1 FROM conversations WHERE id = :conversation_id)", full).rowcount
+                if written and full["conversation_id"] is not None:
+                    conn.execute("UPDATE conversations SET updated_at = MAX(updated_at, :created_at)"
+                                 " WHERE id = :conversation_id", full)
             else:
                 columns = [c for c in row if c != "id"]
                 conn.execute(f"UPDATE tasks SET {', '.join(f'{c} = :{c}' for c in columns)} WHERE id = :id", row)
@@ -141,25 +166,26 @@ def write_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]], deleted: se
 
 def load_open_tasks(conn: sqlite3.Connection) -> list[StoredTask]:
     rows = conn.execute(
-        "SELECT id, user_id, prompt, model, priority, state, attempts, token, worker_id, created_at FROM tasks"
-        " WHERE state IN ('queued', 'assigned') ORDER BY created_at").fetchall()
+        "SELECT id, user_id, prompt, model, priority, state, attempts, token, worker_id, created_at, conversation_id"
+        " FROM tasks WHERE state IN ('queued', 'assigned') ORDER BY created_at").fetchall()
     return [StoredTask(str(r[0]), int(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), int(r[6]), str(r[7]),
-                       r[8], float(r[9])) for r in rows]
+                       r[8], float(r[9]), r[10]) for r in rows]
 
 
 def finished_since(conn: sqlite3.Connection, user_id: int, since: float, limit: int = 200) -> list[dict[str, Any]]:
     """The user's answers and errors finished after `since` (Unix time), oldest first."""
     rows = conn.execute(
-        "SELECT id, state, answer, answer_model, error_code, error_message, finished_at, prompt FROM tasks"
-        " WHERE user_id = ? AND finished_at > ? ORDER BY finished_at LIMIT ?", (user_id, since, limit)).fetchall()
+        "SELECT id, state, answer, answer_model, error_code, error_message, finished_at, prompt, conversation_id"
+        " FROM tasks WHERE user_id = ? AND finished_at > ? ORDER BY finished_at LIMIT ?",
+        (user_id, since, limit)).fetchall()
     out = []
-    for task_id, state, answer, model, code, message, finished_at, prompt in rows:
+    for task_id, state, answer, model, code, message, finished_at, prompt, conversation_id in rows:
         if state == "answered":
             out.append({"event": "ai-response", "task_id": task_id, "answer": answer, "model": model or "",
-                        "finished_at": finished_at, "prompt": prompt})
+                        "finished_at": finished_at, "prompt": prompt, "conversation_id": conversation_id})
         else:
             out.append({"event": "ai-error", "task_id": task_id, "code": code, "message": message,
-                        "finished_at": finished_at, "prompt": prompt})
+                        "finished_at": finished_at, "prompt": prompt, "conversation_id": conversation_id})
     return out
 
 

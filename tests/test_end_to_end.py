@@ -20,7 +20,7 @@ async def test_query_gets_the_workers_answer(pki: Pki, broker: RunningBroker) ->
     """One question over HTTPS (client verifies our CA) comes back answered by the echo model."""
     async with local_stack(pki, broker) as stack, chat_client(pki, stack.url, cookie=stack.cookie) as client:
         ack = await client.ask({"text": "hello there"})
-        assert set(ack) == {"task_id"}
+        assert set(ack) == {"task_id", "conversation_id"}  # a question without one starts a conversation
         response = await client.next_response()
         assert isinstance(response.pop("finished_at"), float)  # server time, for "ai-sync" after a reconnect
         assert response == {
@@ -28,6 +28,7 @@ async def test_query_gets_the_workers_answer(pki: Pki, broker: RunningBroker) ->
             "task_id": ack["task_id"],
             "answer": "[offline echo model: no Gemini key configured] You said: hello there",
             "model": "",
+            "conversation_id": ack["conversation_id"],
         }
 
 

@@ -9,7 +9,8 @@ from master.accounts import add_user
 from master.dispatcher import Dispatcher, Outcome, owner_of
 from master.registry import WorkerRegistry
 from master.store import open_database
-from master.task_journal import TaskJournal, finished_since, load_open_tasks
+from master.conversations import conversation_owner, delete_conversation, list_conversations, new_conversation_id
+from master.task_journal import TaskJournal, finished_since, load_open_tasks, user_task
 from common.messages import StatusMessage, TaskMessage
 
 
@@ -92,5 +93,32 @@ async def test_durable_waiters_share_one_periodic_write(tmp_path: Path) -> None:
             assert writes == 1
         finally:
             writer.cancel()
+async def test_journal_writes_a_conversation_with_its_first_task_and_skips_tasks_of_a_deleted_one(
+        tmp_path: Path) -> None:
+    """A new conversation is written before its task; later tasks move updated_at; a deleted one's late task is not."""
+    db = await open_database(tmp_path / "m.db")
+    try:
+        user = await db.run(add_user, "carol", "hash-not-used-here", "user")
+        journal = TaskJournal(db)
+        d = Dispatcher(WorkerRegistry(30), lambda w, m: True, lambda t, o: None, journal=journal)
+        conversation = new_conversation_id()
+        first = d.submit(owner_of(user.id), "first", user_id=user.id, conversation_id=conversation)
+        journal.conversation_started(conversation, user.id, "first", first.created)
+        assert journal.pending_conversation_owner(conversation) == user.id
+        await journal.flush()
+        assert journal.pending_conversation_owner(conversation) is None
+        assert await db.run(conversation_owner, conversation) == user.id
+        second = d.submit(owner_of(user.id), "second", user_id=user.id, conversation_id=conversation)
+        await journal.flush()
+        [listed] = await db.run(list_conversations, user.id, None, 10)
+        assert listed["updated_at"] == second.created and listed["title"] == "first"
+        [restored] = {s.conversation_id for s in await db.run(load_open_tasks)}
+        assert restored == conversation
+
+        assert await db.run(delete_conversation, user.id, conversation) == 2
+        late = d.submit(owner_of(user.id), "late", user_id=user.id, conversation_id=conversation)
+        await journal.flush()  # its conversation is gone: the row is not written (no foreign-key failure either)
+        assert await db.run(user_task, user.id, late.task_id) is None
+        assert await db.run(load_open_tasks) == []
     finally:
         db.close()

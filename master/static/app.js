@@ -15,11 +15,20 @@
   const shown = new Set(); // task ids whose outcome is on the page
   let lastAt = 0; // server time of the newest outcome shown: "ai-sync" asks for what came after it
   const OTHER_TAB_MS = 3000; // an answer with no acknowledgement here by then was asked in another tab
+  // Conversations (history.js): the one this log shows (null: a new one, made by the next question).
+  let conversation = null;
+  function belongs(r) { return !r.conversation_id || r.conversation_id === conversation || pending.has(r.task_id); }
+  function elsewhere(r, kind, text, meta) { // another conversation's, unless its acknowledgement is on its way
+    early.set(r.task_id, [kind, text, meta]);
+    setTimeout(() => early.delete(r.task_id), OTHER_TAB_MS);
+  }
 
   function toLogin() { window.location.assign("/login"); }
 
   async function loadSession() {
-    const resp = await fetch("/session", { credentials: "same-origin", cache: "no-store" });
+    let resp;
+    try { resp = await fetch("/session", { credentials: "same-origin", cache: "no-store" }); }
+    catch (e) { return; } // the server is down or the page is going away: Socket.IO keeps trying
     if (resp.status === 401) { toLogin(); return; }
     if (!resp.ok) return;
     const s = await resp.json();
@@ -66,7 +75,7 @@
   }
 
   function showSynced(e) { // an outcome fetched after a (re)connect or a reload
-    if (shown.has(e.task_id)) return;
+    if (shown.has(e.task_id) || !belongs(e)) return; // another conversation's: loaded with it (history.js)
     note(e);
     const kind = e.event === "ai-response" ? "ai" : "error";
     const text = kind === "ai" ? e.answer : e.message;
@@ -116,8 +125,17 @@
     setState("disconnected", "cannot connect: " + err.message);
     loadSession(); // logged out or expired: back to the login page
   });
-  socket.on("ai-response", (r) => { if (shown.has(r.task_id)) return; note(r); resolve(r.task_id, "ai", r.answer, r.model ? "model: " + r.model : ""); });
-  socket.on("ai-error", (r) => { if (shown.has(r.task_id)) return; note(r); resolve(r.task_id, "error", r.message, r.code); });
+  socket.on("ai-response", (r) => {
+    if (shown.has(r.task_id)) return;
+    const meta = r.model ? "model: " + r.model : "";
+    if (!belongs(r)) { elsewhere(r, "ai", r.answer, meta); return; }
+    note(r); resolve(r.task_id, "ai", r.answer, meta);
+  });
+  socket.on("ai-error", (r) => {
+    if (shown.has(r.task_id)) return;
+    if (!belongs(r)) { elsewhere(r, "error", r.message, r.code); return; }
+    note(r); resolve(r.task_id, "error", r.message, r.code);
+  });
   socket.on("limits", (l) => { if (l && Number.isInteger(l.max_prompt_chars)) maxChars = l.max_prompt_chars; });
 
   form.addEventListener("submit", (ev) => {
@@ -135,13 +153,45 @@
     const query = { text: text };
     const model = typeof window.chosenModel === "function" ? window.chosenModel() : ""; // render: the picker (models.js)
     if (model) query.model = model;
+    const askedIn = conversation; // history.js: the question goes to the conversation shown (none: a new one)
+    if (askedIn) query.conversation_id = askedIn;
     socket.timeout(15000).emit("ai-query", query, (err, ack) => {
       if (err) { wait.className = "msg error"; wait.textContent = "The server did not confirm the question. Try again."; return; }
+      if (ack && ack.error && ack.error.code === "not_found" && askedIn && conversation === askedIn) {
+        conversation = null; // history.js: deleted meanwhile (another tab, retention): the next question starts a new one
+        wait.className = "msg error";
+        wait.textContent = "This conversation was deleted meanwhile. Send the question again to start a new one.";
+        if (!input.value) input.value = text;
+        if (hooks.onLost) hooks.onLost(askedIn);
+        return;
+      }
       if (ack && ack.error) { wait.className = "msg error"; wait.textContent = ack.error.message; return; }
+      if (ack.conversation_id && conversation === askedIn) { // still the conversation shown (not switched meanwhile)
+        conversation = ack.conversation_id;
+        if (hooks.onConversation) hooks.onConversation(ack.conversation_id, !askedIn);
+      }
       pending.set(ack.task_id, wait);
       if (early.has(ack.task_id)) { const e = early.get(ack.task_id); early.delete(ack.task_id); resolve(ack.task_id, e[0], e[1], e[2]); }
     });
   });
+  // Hooks for history.js: show a conversation's messages (or an empty log for a new one), and hear of each
+  // question's conversation (set onConversation(id, startedNow)) or that it was deleted meanwhile (onLost(id)).
+  function showConversation(id, messages) {
+    conversation = id;
+    log.replaceChildren();
+    pending.clear();
+    (messages || []).forEach((m) => {
+      bubble("user", m.prompt);
+      if (m.state === "answered") { note(m); bubble("ai", m.answer, m.model ? "model: " + m.model : ""); }
+      else if (m.state === "failed") { note(m); bubble("error", m.error ? m.error.message : "failed", m.error ? m.error.code : ""); }
+      else {
+        pending.set(m.task_id, bubble("ai pending", "thinking…"));
+        if (early.has(m.task_id)) { const e = early.get(m.task_id); early.delete(m.task_id); resolve(m.task_id, e[0], e[1], e[2]); }
+      }
+    });
+  }
+  const hooks = { socket: socket, current: () => conversation, show: showConversation, onConversation: null, onLost: null };
+  window.aiChat = hooks;
   loadSession();
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit(); }
