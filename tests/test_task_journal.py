@@ -93,6 +93,10 @@ async def test_durable_waiters_share_one_periodic_write(tmp_path: Path) -> None:
             assert writes == 1
         finally:
             writer.cancel()
+    finally:
+        db.close()
+
+
 async def test_journal_writes_a_conversation_with_its_first_task_and_skips_tasks_of_a_deleted_one(
         tmp_path: Path) -> None:
     """A new conversation is written before its task; later tasks move updated_at; a deleted one's late task is not."""
