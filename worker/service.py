@@ -136,7 +136,8 @@ class Worker:
         result.model_ms = int(model_ms)
         result.worker_ms = int((time.perf_counter() - received) * 1000)
         try:
-            accepted = await self.results.submit(result)
+            # Retried while the master is unreachable (a restart), up to the task's deadline.
+            accepted = await self.results.submit(result, deadline=task.deadline)
         finally:
             self.busy -= 1
             TASKS_RUNNING.set(self.busy)
