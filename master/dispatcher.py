@@ -191,7 +191,8 @@ class Dispatcher:
         # not to blame); the reconnect queues every unconfirmed task again (on_bus_connected).
         self.bus_up: Callable[[], bool] = bus_up or (lambda: True)
         self.tasks: dict[str, Task] = {}
-        self._queue = FairQueue()
+        # Tasks of one model are placeable or not together (_can_place): the queue parks waiting owners by model.
+        self._queue = FairQueue(group_of=lambda task_id: self.tasks[task_id].model)
         # Tasks each owner has queued or running (for the per-user in-flight limit).
         self._open: dict[str, int] = {}
 

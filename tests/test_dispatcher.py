@@ -342,3 +342,35 @@ def test_lease_does_not_lapse_while_the_broker_is_down() -> None:
     # Control: with the bus up, the same lapse does back the worker off.
     h.d.sweep(now=h.d.tasks[t.task_id].assigned_at + 6)  # type: ignore[operator]
     assert h.registry.workers["w1"].backoff_until > 0
+
+
+@pytest.mark.parametrize("waiting", ["one owner", "one owner each", "all workers busy"])
+def test_submit_costs_no_more_with_10000_tasks_queued_than_with_10(waiting: str) -> None:
+    """Placement checks one submit makes, with 10 and with 10,000 tasks queued (waiting for a busy model, from one
+    owner or one owner each; or every worker busy): the same. Counted work, not time."""
+
+    def checks_per_submit(queued: int) -> int:
+        h = Harness(max_queue=20_000)
+        h.worker("big", models=("big",))
+        h.d.submit("x", "takes the only slot of the big model", model="big")
+        for i in range(queued):
+            owner = "stuck" if waiting == "one owner" else f"stuck-{i}"
+            h.d.submit(owner, "waits for the big model", model="big" if waiting != "all workers busy" else "")
+        if waiting != "all workers busy":
+            h.worker("small", capacity=64, models=("small",))  # free slots, for another model
+        counted = 0
+        can_place = h.d._can_place
+
+        def counting(task_id: str) -> bool:
+            nonlocal counted
+            counted += 1
+            return can_place(task_id)
+
+        h.d._can_place = counting  # type: ignore[method-assign]
+        h.d.submit("new", "q", model="small")
+        h.d.submit("new", "q", model="small")
+        return counted
+
+    few, many = checks_per_submit(10), checks_per_submit(10_000)
+    print(f"placement checks for 2 submits, {waiting}: {few} with 10 queued, {many} with 10,000 queued")
+    assert many <= few
