@@ -40,8 +40,7 @@ MAX_STALL_S = 10.0
 @pytest.mark.filterwarnings("ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("down_s", [1.0, 2.0, 3.0, 5.0])
 async def test_broker_killed_and_restarted_loses_nothing(pki: Pki, tmp_path: Path, down_s: float) -> None:
-    """1,000 questions over 4 clients; mosquitto killed with -9 and back after `down_s`, the master reconnecting
-    before the workers: 1,000 answered once, 0 lost, 0 duplicated, longest stall under 10 s."""
+    """mosquitto -9, back after `down_s`, master reconnecting first: 1,000 answered once, 0 lost, stall < 10 s."""
     mosquitto = Mosquitto(pki)
     broker = await asyncio.to_thread(mosquitto.start)
     try:

@@ -212,8 +212,7 @@ async def test_stream_broken_with_results_in_flight_retries_each_on_a_new_stream
 
 
 async def test_master_down_8_s_result_is_delivered_after(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
-    """Nothing listening for 8 s (a master restart) and the task's deadline a minute away: retried past the
-    6 tries that used to be the limit, accepted once the master is back."""
+    """Master unreachable for 8 s, the task's deadline a minute away: retried past the old 6 tries, then accepted."""
     port = free_port()
     servicer = ScriptedResults()
     async with results_client(pki, port) as client:  # the default `attempts`: 6 tries, about 6 s, without a deadline

@@ -1,7 +1,8 @@
 """A worker process killed (-9) or told to stop (SIGTERM) in the middle of a load: every question answered once.
 
-The victim is a real `python -m worker` process (to be killed), beside two in-process workers; the master runs in the test's loop so that the
-test can read the order of what it did: each status it took in and each task it handed out, in the order it did them.
+The victim is a real `python -m worker` process (to be killed), beside two in-process workers; the master runs in
+the test's loop so that the test can read the order of what it did: each status it took in and each task it
+handed out, in the order it did them.
 """
 
 from __future__ import annotations
@@ -115,8 +116,7 @@ async def test_worker_killed_mid_load_loses_nothing(pki: Pki, broker: RunningBro
 
 async def test_worker_stopped_mid_load_gets_nothing_after_draining(pki: Pki, broker: RunningBroker,
                                                                    tmp_path: Path) -> None:
-    """One of 3 workers gets SIGTERM mid-load: it says draining, the master hands it no task after that, it
-    finishes what it has and exits 0; all 400 answered once."""
+    """A worker SIGTERMed mid-load gets no task after it said draining, exits 0; all 400 answered once."""
     run = await _worker_fault(pki, broker, tmp_path, signal.SIGTERM)
     tally, log = run["tally"], run["log"]
     after = log.tasks_after(run["victim"], "draining")
