@@ -186,8 +186,9 @@ class Mosquitto:
 
 
 class Gate:
-    """A TCP relay in front of the broker for the workers. While shut, a new connection is held (accepted, not
-    relayed) until the gate opens, so the workers reconnect only after what the test lets first (the master)."""
+    """A TCP relay in front of the broker for the workers. `refuse()` stops listening (a connection attempt is refused,
+    as by a broker that is down); `hold()` listens again but holds each new connection (accepted, not relayed) until
+    `open` is set, so the workers reconnect only after what the test lets first (the master)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -198,16 +199,26 @@ class Gate:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Gate:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self.hold()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
+        self.refuse()
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def refuse(self) -> None:
+        """Shut, and stop listening: attempts are refused until `hold()`."""
+        self.open.clear()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def hold(self) -> None:
+        """Listen (on the same port as before); connections wait for `open`."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

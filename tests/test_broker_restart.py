@@ -3,7 +3,8 @@ lost, nothing answered twice, no stall of 10 s or more.
 
 The broker comes back with an empty state (a fresh directory, as after a crash before its autosave): every session
 and every undelivered message is gone. The workers reach the broker through a gate (tests/fault_helpers.py) that
-holds their connections until the master has been connected again for HOLD_S: the order that lost tasks before
+refuses their connections while the broker is down and holds them, once it is back, until the master has been
+connected again for HOLD_S: the order that lost tasks before
 (the master published the queued tasks to task topics nobody was subscribed to yet).
 """
 
@@ -35,8 +36,8 @@ HOLD_S = 0.5  # the workers' connections wait this long after the master is conn
 MAX_STALL_S = 10.0
 
 
-# A worker whose held connection outlasts paho's 5 s TLS handshake timeout retries; paho leaves that socket for the
-# garbage collector (paho client.py _ssl_wrap_socket does not close it on a failed handshake): not our leak to fix.
+# A worker whose held connection outlasts paho's 5 s TLS handshake timeout (a slow master reconnect) retries; paho
+# leaves that socket for the garbage collector (paho client.py _ssl_wrap_socket does not close it on a failed handshake): not our leak to fix.
 @pytest.mark.filterwarnings("ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("down_s", [1.0, 2.0, 3.0, 5.0])
 async def test_broker_killed_and_restarted_loses_nothing(pki: Pki, tmp_path: Path, down_s: float) -> None:
@@ -62,12 +63,13 @@ async def test_broker_killed_and_restarted_loses_nothing(pki: Pki, tmp_path: Pat
 
             async def fault() -> None:
                 await asyncio.sleep(KILL_AT_S)
-                gate.open.clear()
+                gate.refuse()  # the workers' attempts are refused while the broker is down, as without a gate
                 mosquitto.kill()
                 order["killed"] = time.monotonic()
                 await asyncio.to_thread(mosquitto.stop)  # reaps it
                 await asyncio.sleep(max(0.0, order["killed"] + down_s - time.monotonic()))
                 await asyncio.to_thread(mosquitto.start)
+                await gate.hold()  # and held from now until the master is connected again
                 order["restarted"] = time.monotonic()
                 order["master"] = await until(lambda: master.bus.connected, 30, "the master's reconnect")
                 order["workers_before_master"] = sum(w.bus.connected for w in workers)
