@@ -124,6 +124,8 @@ class ResultsClient:
                     logger.error("result stream refused by the master: %s", code.name, extra={"task_id": result.task_id})
                     return False
                 delay = min(RETRY_MAX_DELAY_S, 0.2 * 2**attempt)
+                if deadline is not None:
+                    delay = min(delay, deadline - time.time())  # one last try at the deadline, not a give-up before it
                 attempt += 1
                 if not self._may_retry(attempt, deadline, delay):
                     logger.error("result given up after %d tries (%s)", attempt, code.name if code else "stream closed",
@@ -143,7 +145,7 @@ class ResultsClient:
             return False
         if deadline is None:
             return tries < self.attempts
-        return time.time() + delay < deadline
+        return delay > 0
 
     async def close(self) -> None:
         self._closed = True
