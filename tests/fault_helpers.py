@@ -35,6 +35,7 @@ class Tally:
     refused: int = 0  # questions that got no task id (an error acknowledgement or a transport error)
     events: dict[str, list[str]] = field(default_factory=dict)  # task id -> the events received for it
     times: list[float] = field(default_factory=list)  # when each ai-response arrived (monotonic)
+    gave_up: float | None = None  # when the test stopped waiting with questions still open (wait_settled)
 
     def on_event(self, event: dict[str, Any]) -> None:
         self.events.setdefault(event["task_id"], []).append(event["event"])
@@ -64,8 +65,9 @@ class Tally:
 
     @property
     def longest_stall(self) -> float:
-        """The longest time between two consecutive answers."""
-        gaps = [b - a for a, b in zip(self.times, self.times[1:])]
+        """The longest time between two consecutive answers (or from the last one to giving up, if any is open)."""
+        times = self.times + ([self.gave_up] if self.gave_up is not None else [])
+        gaps = [b - a for a, b in zip(times, times[1:])]
         return max(gaps, default=0.0)
 
     def settled(self) -> bool:
@@ -95,6 +97,8 @@ async def wait_settled(tally: Tally, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not tally.settled() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+    if not tally.settled():
+        tally.gave_up = time.monotonic()
 
 
 @contextlib.asynccontextmanager
