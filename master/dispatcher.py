@@ -178,6 +178,7 @@ class Dispatcher:
         worker_backoff_s: float = 60.0,
         lease_s: float = 5.0,
         journal: Journal | None = None,
+        bus_up: Callable[[], bool] | None = None,
     ) -> None:
         self.registry = registry
         self.publish = publish
@@ -189,8 +190,12 @@ class Dispatcher:
         self.worker_backoff_s = worker_backoff_s
         self.lease_s = lease_s
         self.journal: Journal = journal or NoJournal()
+        # Whether the broker connection is up: while it is down no lease lapses (the worker cannot confirm, and is
+        # not to blame); the reconnect queues every unconfirmed task again (on_bus_connected).
+        self.bus_up: Callable[[], bool] = bus_up or (lambda: True)
         self.tasks: dict[str, Task] = {}
-        self._queue = FairQueue()
+        # Tasks of one model are placeable or not together (_can_place): the queue parks waiting owners by model.
+        self._queue = FairQueue(group_of=lambda task_id: self.tasks[task_id].model)
         # Tasks each owner has queued or running (for the per-user in-flight limit).
         self._open: dict[str, int] = {}
 
@@ -365,7 +370,8 @@ class Dispatcher:
         for task in list(self.tasks.values()):
             if (task.assigned_at is not None and not task.received and not task.abandoned
                     and now - task.assigned_at > self.lease_s):
-                self._lease_lapsed(task)
+                if self.bus_up():
+                    self._lease_lapsed(task)
             elif task.assigned_at is not None and now - task.assigned_at > self.task_timeout_s:
                 if task.worker_id is not None:
                     logger.warning("worker %s did not answer a task in %.0f s: no new tasks for it for %.0f s",

@@ -6,6 +6,7 @@ server without `@pytest.mark.integration` fails.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +21,15 @@ __all__ = ["Pki", "make_pki"]  # re-exported for modules that still import them 
 
 def pytest_configure(config: pytest.Config) -> None:
     register_integration_guard(config)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault tests' one-line figures (tests/fault_helpers.py), together at the end of the run's output."""
+    helpers = sys.modules.get("tests.fault_helpers")
+    if helpers is not None and helpers.SUMMARIES:
+        terminalreporter.section("fault tests: sent / answered once / errors / lost / duplicated / longest stall")
+        for line in helpers.SUMMARIES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

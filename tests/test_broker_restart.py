@@ -1,92 +1,91 @@
-"""kill -9 of mosquitto under load, restarted after a pause: nothing lost, nothing answered twice, no long stall.
+"""kill -9 of mosquitto under load, restarted after 1, 2, 3 and 5 s with the master reconnecting first: nothing
+lost, nothing answered twice, no stall of 10 s or more.
 
-The broker comes back with an empty state (its persistence is in a fresh directory, as after a crash
-before its autosave), the hardest case: every session and every undelivered message is gone.
+The broker comes back with an empty state (a fresh directory, as after a crash before its autosave): every session
+and every undelivered message is gone. The workers reach the broker through a gate (tests/fault_helpers.py) that
+refuses their connections while the broker is down and holds them, once it is back, until the master has been
+connected again for HOLD_S: the order that lost tasks before
+(the master published the queued tasks to task topics nobody was subscribed to yet).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
+import contextlib
 import time
 from pathlib import Path
 
 import pytest
 
-from devstack.local_broker import free_port, run_broker
+from devstack.local_broker import free_port
+from devstack.users import FAST_HASH
+from master.accounts import add_user
 from master.server import run_master
+from tests.fault_helpers import (Gate, Mosquitto, Tally, ask_at_rate, close_clients, collecting, connect_clients,
+                                 until, wait_settled)
 from tests.pki_helpers import Pki
-from tests.stack_helpers import ChatClient, login_cookie, master_settings, wait_until, worker_settings
+from tests.stack_helpers import master_settings, worker_settings
 from worker.service import run_worker
 
 pytestmark = pytest.mark.integration
-QUESTIONS = 300
-RATE_PER_S = 100
+QUESTIONS = 1000
+RATE_PER_S = 200  # over CLIENTS connections: the 1,000 questions take 5 s, the fault comes at KILL_AT_S
+CLIENTS = 4
+KILL_AT_S = 1.0
+HOLD_S = 0.5  # the workers' connections wait this long after the master is connected again
+MAX_STALL_S = 10.0
 
 
-@pytest.mark.parametrize("down_s", [1.0, 3.0])
+# A worker whose held connection outlasts paho's 5 s TLS handshake timeout (a slow master reconnect) retries; paho
+# leaves that socket for the garbage collector (paho client.py _ssl_wrap_socket does not close it on a failed handshake): not our leak to fix.
+@pytest.mark.filterwarnings("ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("down_s", [1.0, 2.0, 3.0, 5.0])
 async def test_broker_killed_and_restarted_loses_nothing(pki: Pki, tmp_path: Path, down_s: float) -> None:
-    """300 questions at 100/s; mosquitto killed with -9 at 1 s and back after `down_s`: 300 answered once, 0 lost."""
-    port = free_port()
-    files = (pki.ca, pki.cert("mosquitto"), pki.key("mosquitto"), pki.mosquitto_passwd)
-    broker_cm = run_broker(*files, port=port)
-    broker = await asyncio.to_thread(broker_cm.__enter__)
+    """mosquitto -9, back after `down_s`, master reconnecting first: 1,000 answered once, 0 lost, stall < 10 s."""
+    mosquitto = Mosquitto(pki)
+    broker = await asyncio.to_thread(mosquitto.start)
     try:
-        settings = master_settings(pki, broker, free_port())
-        async with run_master(settings) as master, \
-                run_worker(worker_settings(pki, broker, master.grpc_port, f"br{port}-1", capacity=8, echo_latency_s=0.1)), \
-                run_worker(worker_settings(pki, broker, master.grpc_port, f"br{port}-2", capacity=8, echo_latency_s=0.1)):
-            url = f"https://localhost:{master.web_port}"
-            await wait_until(lambda: master.dispatcher.registry.live_count() == 2, what="workers")
-            from devstack.users import FAST_HASH
-            from master.accounts import add_user
-            await master.db.run(add_user, "load", FAST_HASH.hash("load password 1"), "user")
-            client = ChatClient(pki, cookie=await login_cookie(pki, url, "load", "load password 1"))
-            await client.connect(url)
-            answers: dict[str, int] = {}
-            times: list[float] = []
+        async with Gate(broker.port) as gate, run_master(master_settings(pki, broker, free_port())) as master, \
+                contextlib.AsyncExitStack() as stack:
+            workers = [
+                await stack.enter_async_context(run_worker(worker_settings(
+                    pki, broker, master.grpc_port, f"br{broker.port}-{i}", mqtt_port=gate.port, capacity=32,
+                    echo_latency_s=0.05)))
+                for i in range(2)
+            ]
+            await until(lambda: master.dispatcher.registry.live_count() == 2, 15, "two live workers")
+            accounts = {f"load{i}": f"load password {i}" for i in range(CLIENTS)}
+            for name, password in accounts.items():
+                await master.db.run(add_user, name, FAST_HASH.hash(password), "user")
+            clients = await connect_clients(pki, f"https://localhost:{master.web_port}", accounts)
+            tally = Tally(f"broker kill -9, back after {down_s:.0f} s")
+            order: dict[str, float] = {}
 
-            async def collect() -> None:
-                while True:
-                    r = await client.responses.get()
-                    answers[r["task_id"]] = answers.get(r["task_id"], 0) + 1
-                    times.append(time.monotonic())
+            async def fault() -> None:
+                await asyncio.sleep(KILL_AT_S)
+                gate.refuse()  # the workers' attempts are refused while the broker is down, as without a gate
+                mosquitto.kill()
+                order["killed"] = time.monotonic()
+                await asyncio.to_thread(mosquitto.stop)  # reaps it
+                await asyncio.sleep(max(0.0, order["killed"] + down_s - time.monotonic()))
+                await asyncio.to_thread(mosquitto.start)
+                await gate.hold()  # and held from now until the master is connected again
+                order["restarted"] = time.monotonic()
+                order["master"] = await until(lambda: master.bus.connected, 30, "the master's reconnect")
+                order["workers_before_master"] = sum(w.bus.connected for w in workers)
+                await asyncio.sleep(HOLD_S)
+                gate.open.set()
+                order["workers"] = await until(lambda: all(w.bus.connected for w in workers), 30, "the workers")
 
-            collector = asyncio.create_task(collect())
-            asked: list[str] = []
-            start = time.monotonic()
-            killed = restarted = False
-            for i in range(QUESTIONS):
-                if not killed and time.monotonic() - start > 1.0:
-                    os.kill(broker.pid, signal.SIGKILL)
-                    killed = True
-                    restart_at = time.monotonic() + down_s
-                ack = await client.ask(f"q{i}")
-                assert "task_id" in ack, ack
-                asked.append(ack["task_id"])
-                if killed and not restarted and time.monotonic() >= restart_at:
-                    await asyncio.to_thread(broker_cm.__exit__, None, None, None)  # reaps the killed process
-                    broker_cm = run_broker(*files, port=port)
-                    broker = await asyncio.to_thread(broker_cm.__enter__)
-                    restarted = True
-                await asyncio.sleep(1 / RATE_PER_S)
-            if not restarted:  # the questions ran out before the pause did
-                await asyncio.sleep(max(0.0, restart_at - time.monotonic()))
-                await asyncio.to_thread(broker_cm.__exit__, None, None, None)
-                broker_cm = run_broker(*files, port=port)
-                broker = await asyncio.to_thread(broker_cm.__enter__)
             try:
-                await wait_until(lambda: set(answers) >= set(asked), timeout=60, what="every answer")
+                async with collecting(clients, tally):
+                    await asyncio.gather(ask_at_rate(clients, tally, QUESTIONS, RATE_PER_S), fault())
+                    await wait_settled(tally, timeout=60)
             finally:
-                collector.cancel()
-                await client.close()
-            gaps = [b - a for a, b in zip(times, times[1:])]
-            duplicated = sum(n - 1 for n in answers.values() if n > 1)
-            lost = len(set(asked) - set(answers))
-            print(f"broker down {down_s:.0f} s: sent {len(asked)}, answered {len(answers)}, lost {lost}, "
-                  f"duplicated {duplicated}, longest stall {max(gaps):.1f} s")
-            assert lost == 0 and duplicated == 0 and len(answers) == QUESTIONS
-            assert max(gaps) < 10.0
+                await close_clients(clients)
+            tally.report(f"master back {order['master'] - order['restarted']:.1f} s after the restart, workers "
+                         f"{order['workers'] - order['master']:.1f} s after the master")
+            assert order["workers_before_master"] == 0  # the arrangement held: the master reconnected first
+            tally.assert_nothing_lost(MAX_STALL_S)
     finally:
-        await asyncio.to_thread(broker_cm.__exit__, None, None, None)
+        await asyncio.to_thread(mosquitto.stop)

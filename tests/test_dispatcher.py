@@ -322,3 +322,54 @@ def test_unconfirmed_tasks_are_queued_again_after_a_broker_reconnect_without_bla
     assert h.d.queued == 1 and h.d.tasks[kept.task_id].worker_id == "w1"
     h.worker("w1", capacity=2)  # heard live again: the lost one goes out again, to the same worker
     assert h.published[-1][1].task_id == lost.task_id and h.registry.workers["w1"].backoff_until == 0
+
+
+def test_lease_does_not_lapse_while_the_broker_is_down() -> None:
+    """With the bus down past the lease, the worker is not backed off; the reconnect queues the task again, unblamed."""
+    h = Harness(lease_s=5, worker_backoff_s=60)
+    bus = {"up": True}
+    h.d.bus_up = lambda: bus["up"]
+    h.worker("w1")
+    t = h.d.submit("A", "q")
+    bus["up"] = False  # the broker died with the task in flight: the worker cannot have confirmed it
+    h.d.sweep(now=h.d.tasks[t.task_id].assigned_at + 6)  # type: ignore[operator]
+    assert h.registry.workers["w1"].backoff_until == 0 and h.d.tasks[t.task_id].worker_id == "w1"
+    bus["up"] = True
+    h.d.on_bus_connected()
+    assert h.d.queued == 1
+    h.worker("w1")  # heard live again: it gets the task back at once
+    assert [(w, m.task_id) for w, m in h.published] == [("w1", t.task_id)] * 2
+    # Control: with the bus up, the same lapse does back the worker off.
+    h.d.sweep(now=h.d.tasks[t.task_id].assigned_at + 6)  # type: ignore[operator]
+    assert h.registry.workers["w1"].backoff_until > 0
+
+
+@pytest.mark.parametrize("waiting", ["one owner", "one owner each", "all workers busy"])
+def test_submit_costs_no_more_with_10000_tasks_queued_than_with_10(waiting: str) -> None:
+    """Placement checks (counted, not timed) per submit with 10,000 tasks waiting are no more than with 10."""
+
+    def checks_per_submit(queued: int) -> int:
+        h = Harness(max_queue=20_000)
+        h.worker("big", models=("big",))
+        h.d.submit("x", "takes the only slot of the big model", model="big")
+        for i in range(queued):
+            owner = "stuck" if waiting == "one owner" else f"stuck-{i}"
+            h.d.submit(owner, "waits for the big model", model="big" if waiting != "all workers busy" else "")
+        if waiting != "all workers busy":
+            h.worker("small", capacity=64, models=("small",))  # free slots, for another model
+        counted = 0
+        can_place = h.d._can_place
+
+        def counting(task_id: str) -> bool:
+            nonlocal counted
+            counted += 1
+            return can_place(task_id)
+
+        h.d._can_place = counting  # type: ignore[method-assign]
+        h.d.submit("new", "q", model="small")
+        h.d.submit("new", "q", model="small")
+        return counted
+
+    few, many = checks_per_submit(10), checks_per_submit(10_000)
+    print(f"placement checks for 2 submits, {waiting}: {few} with 10 queued, {many} with 10,000 queued")
+    assert many <= few

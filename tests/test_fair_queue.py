@@ -77,3 +77,32 @@ def test_a_task_queued_again_elsewhere_is_taken_once() -> None:
     q.push("t", "A", 3)
     q.push("u", "B", 0)
     assert take_all(q) == ["t", "u"]
+
+
+def test_owners_parked_on_a_group_come_back_in_order_one_per_take() -> None:
+    """Owners waiting for a busy group (model) are parked; when it frees, they are served first, in the order they waited."""
+    q = FairQueue(group_of=lambda t: t.split("-")[1])
+    free = {"rare": False, "common": True}
+    for owner in "ABC":
+        q.push(f"{owner}-rare", owner)
+    q.push("D-common", "D")
+    assert q.take(lambda t: free[t.split("-")[1]]) == "D-common"
+    assert q.take(lambda t: free[t.split("-")[1]]) is None
+    free["rare"] = True
+    q.push("E-common", "E")
+    assert take_all(q) == ["A-rare", "B-rare", "C-rare", "E-common"]
+
+
+def test_a_parked_owners_first_task_discarded_or_pushed_first_is_looked_at_again() -> None:
+    """Parked behind a task that then leaves (or one put back before it): the owner's new first task is taken."""
+    q = FairQueue(group_of=lambda t: t.split("-")[0])
+    q.push("rare-1", "A")
+    q.push("common-2", "A")
+    can = lambda t: t.startswith("common")  # noqa: E731
+    assert q.take(can) is None
+    q.discard("rare-1")
+    assert q.take(can) == "common-2"
+    q.push("rare-3", "B")
+    assert q.take(can) is None
+    q.push("common-4", "B", first=True)
+    assert q.take(can) == "common-4" and len(q) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -24,7 +25,7 @@ from devstack.local_broker import free_port
 from tests.pki_helpers import Pki
 from tests.stack_helpers import wait_until
 from common.result_stream import BATCH_ACKS_KEY, BATCH_ACKS_VALUE
-from worker.results_client import ResultsClient
+from worker.results_client import RETRY_MAX_DELAY_S, ResultsClient
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -224,3 +225,38 @@ async def test_stream_broken_with_results_in_flight_retries_each_on_a_new_stream
     assert servicer.streams == 2
     expected = [f"task-{n}" for n in range(3)]
     assert sorted(servicer.task_ids(1)) == expected and sorted(servicer.task_ids(2)) == expected
+
+
+async def test_master_down_8_s_result_is_delivered_after(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
+    """Master unreachable for 8 s, the task's deadline a minute away: retried past the old 6 tries, then accepted."""
+    port = free_port()
+    servicer = ScriptedResults()
+    async with results_client(pki, port) as client:  # the default `attempts`: 6 tries, about 6 s, without a deadline
+        submitting = asyncio.create_task(client.submit(result(1), deadline=time.time() + 60))
+        await asyncio.sleep(8)
+        assert not submitting.done()
+        back = time.monotonic()
+        async with serve(pki, servicer, port):
+            assert await bounded(submitting) is True
+            print(f"result accepted {time.monotonic() - back:.1f} s after the master came back")
+    assert servicer.task_ids() == ["task-1"]
+    assert len(retries(caplog)) >= 6 and max(delay for _, delay in retries(caplog)) <= RETRY_MAX_DELAY_S
+
+
+async def test_retries_end_at_the_tasks_deadline(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listening and the task's deadline 1 s away: submit gives up (False) near the deadline, with one ERROR."""
+    async with results_client(pki, free_port(), attempts=1000) as client:
+        started = time.time()
+        assert await bounded(client.submit(result(1), deadline=started + 1.0)) is False
+        assert time.time() - started < 1.0 + RETRY_MAX_DELAY_S
+    given_up = [r for r in caplog.records if r.name == "worker.results_client" and r.levelname == "ERROR"]
+    assert len(given_up) == 1 and given_up[0].getMessage().startswith("result given up after")
+
+
+async def test_closing_the_client_ends_the_retries(pki: Pki) -> None:
+    """The worker stopping (close) ends a submit that is retrying toward a distant deadline: it returns False."""
+    client = ResultsClient(f"127.0.0.1:{free_port()}", pki.tls("worker"), "localhost")
+    submitting = asyncio.create_task(client.submit(result(1), deadline=time.time() + 600))
+    await asyncio.sleep(0.5)
+    await client.close()
+    assert await bounded(submitting) is False

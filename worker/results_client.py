@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 
@@ -16,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 # Retried while the master is restarting or unreachable; refusals are final.
 RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
+# Back-off between tries: 0.2 s, doubling, at most this.
+RETRY_MAX_DELAY_S = 5.0
 
 
 class StreamBroken(Exception):
@@ -50,6 +53,7 @@ class ResultsClient:
         # receipt); each stream has its own.
         self._waiting: dict[tuple[str, bool], asyncio.Future[worker_pb2.Ack]] = {}
         self._open_lock = asyncio.Lock()
+        self._closed = False
         # One write at a time (gRPC streams forbid concurrent writes), and the ack queue in write order.
         self._write_lock = asyncio.Lock()
 
@@ -107,9 +111,16 @@ class ResultsClient:
             if waiting.get(key) is fut:
                 del waiting[key]  # timed out: a late ack for it is dropped, not given to another
 
-    async def submit(self, result: worker_pb2.TaskResult) -> bool:
-        """True when the master accepted the result; False when it refused it or stayed unreachable."""
-        for attempt in range(self.attempts):
+    async def submit(self, result: worker_pb2.TaskResult, deadline: float | None = None) -> bool:
+        """True when the master accepted the result; False when it refused it or stayed unreachable.
+
+        An unreachable master (restarting) is retried with back-off (capped at RETRY_MAX_DELAY_S) until `deadline`
+        (epoch seconds: the task's own; past it the master has given the task up) or, without one, `attempts`
+        times; never after `close()` (the worker stopping)."""
+        attempt = 0
+        while True:
+            if self._closed:
+                return False  # the worker stopped while this result waited for a retry
             try:
                 ack = await self._submit_once(result)
             except (StreamBroken, asyncio.TimeoutError) as exc:
@@ -117,18 +128,32 @@ class ResultsClient:
                 if code is not None and code not in RETRY_CODES:
                     logger.error("result stream refused by the master: %s", code.name, extra={"task_id": result.task_id})
                     return False
-                if attempt + 1 < self.attempts:
-                    delay = min(5.0, 0.2 * 2**attempt)
-                    logger.warning("result not delivered (%s); retrying in %.1f s",
-                                   code.name if code else "stream closed", delay, extra={"task_id": result.task_id})
-                    await asyncio.sleep(delay)
+                delay = min(RETRY_MAX_DELAY_S, 0.2 * 2**attempt)
+                if deadline is not None:
+                    delay = min(delay, deadline - time.time())  # one last try at the deadline, not a give-up before it
+                attempt += 1
+                if not self._may_retry(attempt, deadline, delay):
+                    logger.error("result given up after %d tries (%s)", attempt, code.name if code else "stream closed",
+                                 extra={"task_id": result.task_id})
+                    return False
+                logger.warning("result not delivered (%s); retrying in %.1f s",
+                               code.name if code else "stream closed", delay, extra={"task_id": result.task_id})
+                await asyncio.sleep(delay)
                 continue
             if not ack.accepted:
                 logger.error("master refused the result: %s", ack.refusal, extra={"task_id": result.task_id})
             return bool(ack.accepted)
-        return False
+
+    def _may_retry(self, tries: int, deadline: float | None, delay: float) -> bool:
+        """Another try after `tries` failed ones and `delay`: before the deadline, or within `attempts` without one."""
+        if self._closed:
+            return False
+        if deadline is None:
+            return tries < self.attempts
+        return delay > 0
 
     async def close(self) -> None:
+        self._closed = True
         if self._call is not None and not self._call.done():
             await self._call.done_writing()
         if self._reader is not None:

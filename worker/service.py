@@ -143,7 +143,8 @@ class Worker:
         if receipt is not None:
             receipt.cancel()  # still waiting: the result confirms the task; already sent: shielded, it goes on
         try:
-            accepted = await self.results.submit(result)
+            # Retried while the master is unreachable (a restart), up to the task's deadline.
+            accepted = await self.results.submit(result, deadline=task.deadline)
         finally:
             self.busy -= 1
             TASKS_RUNNING.set(self.busy)
