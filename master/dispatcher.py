@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from common.messages import StatusMessage, TaskMessage
-from master.fair_queue import FairQueue
+from master.fair_queue import NORMAL, FairQueue
 from master.registry import WorkerInfo, WorkerRegistry
 
 logger = logging.getLogger(__name__)
@@ -175,6 +175,7 @@ class Dispatcher:
         worker_backoff_s: float = 60.0,
         lease_s: float = 5.0,
         journal: Journal | None = None,
+        priority_aging_s: float = 0.0,
     ) -> None:
         self.registry = registry
         self.publish = publish
@@ -187,18 +188,18 @@ class Dispatcher:
         self.lease_s = lease_s
         self.journal: Journal = journal or NoJournal()
         self.tasks: dict[str, Task] = {}
-        self._queue = FairQueue()
+        self._queue = FairQueue(priority_aging_s)  # its clock is time.monotonic, like Task.queued_at
         # Tasks each owner has queued or running (for the per-user in-flight limit).
         self._open: dict[str, int] = {}
 
     # -- intake -----------------------------------------------------------------------
-    def submit(self, owner: str, prompt: str, model: str = "", priority: int = 0, user_id: int = 0) -> Task:
+    def submit(self, owner: str, prompt: str, model: str = "", priority: int = NORMAL, user_id: int = 0) -> Task:
         if len(self._queue) >= self.max_queue:
             raise QueueFull(f"the queue holds {self.max_queue} tasks")
         task = Task(uuid.uuid4().hex, owner, prompt, model, priority, time.time(), user_id=user_id)
         self._admit(task)
         self.journal.accepted(task)
-        self._queue.push(task.task_id, owner, priority)
+        self._queue.push(task.task_id, owner, priority, since=task.queued_at)
         self.pump()
         return task
 
@@ -284,14 +285,14 @@ class Dispatcher:
             task = self.tasks[task_id]
             worker = self.registry.pick(task.model)
             if worker is None:  # cannot happen (_can_place just found one), but never lose the task
-                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 return
             message = TaskMessage(
                 task_id=task.task_id, token=task.token, prompt=task.prompt, model=task.model,
                 priority=task.priority, deadline=time.time() + self.task_timeout_s,
             )
             if not self.publish(worker.worker_id, message):
-                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 return  # the bus is down: keep everything queued
             task.worker_id, task.assigned_at, task.received = worker.worker_id, time.monotonic(), False
             task.attempts += 1
@@ -315,7 +316,7 @@ class Dispatcher:
         for task in list(self.tasks.values()):
             if task.worker_id is not None and not task.received and not task.abandoned:
                 self._release(task)
-                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 self.journal.requeued(task)
         self.pump()
 
@@ -347,7 +348,7 @@ class Dispatcher:
                                            error_message="The workers handling this question stopped. Please ask again."))
             else:
                 logger.warning("back in the queue: worker %s", why, extra={"task_id": task_id, "worker_id": worker_id})
-                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 self.journal.requeued(task)
         info.assigned.clear()
         self.pump()
@@ -390,7 +391,7 @@ class Dispatcher:
             self._finish(task, Outcome(task.task_id, error_code="worker_lost",
                                        error_message="No worker took this question. Please ask again."))
             return
-        self._queue.push(task.task_id, task.owner, task.priority, first=True)
+        self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
         self.journal.requeued(task)
 
     # -- results ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 from master import metrics
 from master.accounts import User
 from master.dispatcher import Dispatcher, QueueFull, Task, owner_of
+from master.fair_queue import PRIORITY_LEVELS
 from master.queries import QueryRejected, parse_query
 from master.settings import MasterSettings
 from master.store import Database
@@ -52,8 +53,10 @@ class Intake:
         try:
             query = parse_query(data, self.settings.max_prompt_chars, self.settings.default_model)
             self._check_model(query.model)
+            _check_priority(user, query.priority)
             self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(owner))
-            task = self.dispatcher.submit(owner, query.text, query.model, user_id=user.id)
+            task = self.dispatcher.submit(owner, query.text, query.model, PRIORITY_LEVELS[query.priority],
+                                          user_id=user.id)
         except QueryRejected as exc:
             metrics.refused(exc.code)
             raise Refused(exc.code, exc.message) from None
@@ -76,3 +79,10 @@ class Intake:
         if model not in served:
             offered = ", ".join(sorted(served)) or "none (no worker is connected)"
             raise QueryRejected("unknown_model", f"No worker serves the model {model[:128]!r}. Models served now: {offered}.")
+
+
+def _check_priority(user: User, priority: str) -> None:
+    """`high` is for admins only: refused (not quietly downgraded), so the asker knows what they got."""
+    if priority == "high" and not user.is_admin:
+        raise QueryRejected("priority_not_allowed", "Only admins may ask with priority high. "
+                                                    "Ask again with priority normal or low.")

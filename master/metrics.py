@@ -19,7 +19,7 @@ KNOWN_ERROR_CODES = frozenset({
     "timeout", "internal", "worker_lost", "queue_timeout", "cancelled",
 })
 REFUSAL_REASONS = ("rate_limited", "too_many_open", "daily_quota", "busy", "prompt_too_long", "bad_request",
-                   "unknown_model", "not_logged_in")
+                   "unknown_model", "not_logged_in", "priority_not_allowed")
 RESULT_REFUSALS = ("role", "unknown_task", "not_assigned", "wrong_token")
 WORKER_STATES = ("idle", "busy", "draining", "offline", "unknown")
 

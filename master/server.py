@@ -135,6 +135,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         worker_backoff_s=settings.worker_backoff_s,
         lease_s=settings.lease_s,
         journal=FanOut(journal, MetricsJournal(), recent),
+        priority_aging_s=settings.priority_aging_s,
     )
     restored = dispatcher.restore(await db.run(load_open_tasks))
     if restored:

@@ -74,6 +74,9 @@ class MasterSettings(CommonSettings):
     # A task still waiting for a worker this long after it was asked is given up with an error.
     queue_timeout_s: float = Field(default=600.0, gt=0)
     default_model: str = ""
+    # Priority aging: a queued task rises one priority level (low -> normal -> high) per this many
+    # seconds of waiting, so low tasks are not starved by constant high load. 0: strict priority.
+    priority_aging_s: float = Field(default=30.0, ge=0)
 
     @field_validator("public_origins")
     @classmethod
