@@ -66,6 +66,7 @@ class TaskOut(BaseModel):
     error: TaskError | None = None
     created_at: float
     finished_at: float | None = None
+    cached: bool = Field(default=False, description="Answered from the response cache, not by a worker now")
 
 
 class TaskPage(BaseModel):

@@ -52,6 +52,10 @@ class WorkerResult:
     error_message: str = ""
 
 
+# The worker id a cached answer is recorded with: no worker wrote it now, and no worker id can look like it.
+CACHED_BY = "(response-cache)"
+
+
 def owner_of(user_id: int) -> str:
     """The task owner (and Socket.IO room) of a user."""
     return f"user-{user_id}"
@@ -90,6 +94,8 @@ class Outcome:
     error_message: str | None = None
     model: str = ""
     worker_id: str | None = None
+    # Answered from the response cache (master/response_cache.py), not by a worker now.
+    cached: bool = False
 
 
 Publish = Callable[[str, TaskMessage], bool]
@@ -201,6 +207,15 @@ class Dispatcher:
         self.journal.accepted(task)
         self._queue.push(task.task_id, owner, priority, since=task.queued_at)
         self.pump()
+        return task
+
+    def answer_from_cache(self, owner: str, prompt: str, model: str, priority: int, user_id: int, answer: str,
+                          answer_model: str) -> Task:
+        """A question the response cache answers: accepted and finished at once, no worker involved."""
+        task = Task(uuid.uuid4().hex, owner, prompt, model, priority, time.time(), user_id=user_id)
+        self._admit(task)
+        self.journal.accepted(task)
+        self._finish(task, Outcome(task.task_id, answer=answer, model=answer_model, worker_id=CACHED_BY, cached=True))
         return task
 
     def _admit(self, task: Task) -> None:

@@ -10,6 +10,7 @@ from master.accounts import User
 from master.dispatcher import Dispatcher, QueueFull, Task, owner_of
 from master.fair_queue import PRIORITY_LEVELS
 from master.queries import QueryRejected, parse_query
+from master.response_cache import ResponseCache
 from master.settings import MasterSettings
 from master.store import Database
 from master.user_limits import LimitExceeded, UserLimiter, read_daily_count, utc_day
@@ -34,11 +35,13 @@ class Refused(Exception):
 
 
 class Intake:
-    def __init__(self, dispatcher: Dispatcher, settings: MasterSettings, limiter: UserLimiter, db: Database) -> None:
+    def __init__(self, dispatcher: Dispatcher, settings: MasterSettings, limiter: UserLimiter, db: Database,
+                 cache: ResponseCache | None = None) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
         self.limiter = limiter
         self.db = db
+        self.cache = cache
 
     async def take(self, user: User, data: Any) -> Task:
         """Validate, apply the user's limits, queue; raises Refused (counted in the metrics)."""
@@ -55,8 +58,13 @@ class Intake:
             self._check_model(query.model)
             _check_priority(user, query.priority)
             self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(owner))
-            task = self.dispatcher.submit(owner, query.text, query.model, PRIORITY_LEVELS[query.priority],
-                                          user_id=user.id)
+            hit = self.cache.get(user.id, query.model, query.text) if self.cache is not None else None
+            if hit is not None:  # answered at once, no worker (still counted against the user's limits)
+                task = self.dispatcher.answer_from_cache(owner, query.text, query.model, PRIORITY_LEVELS[query.priority],
+                                                         user.id, hit.answer, hit.model)
+            else:
+                task = self.dispatcher.submit(owner, query.text, query.model, PRIORITY_LEVELS[query.priority],
+                                              user_id=user.id)
         except QueryRejected as exc:
             metrics.refused(exc.code)
             raise Refused(exc.code, exc.message) from None
@@ -66,7 +74,8 @@ class Intake:
         except QueueFull:
             metrics.refused("busy")
             raise Refused("busy", "The service is at capacity. Try again in a minute.") from None
-        logger.debug("queued, %d chars", len(query.text), extra={"task_id": task.task_id})
+        logger.debug("%s, %d chars", "answered from the response cache" if hit is not None else "queued",
+                     len(query.text), extra={"task_id": task.task_id})
         if self.settings.log_content:
             logger.debug("content prompt=%r", query.text, extra={"task_id": task.task_id})
         return task

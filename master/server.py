@@ -31,6 +31,7 @@ from master.http_app import create_http_app
 from master.intake import Intake
 from master.https_server import serve_https
 from master.registry import WorkerRegistry
+from master.response_cache import ResponseCache
 from master.results import run_results_server
 from master.security_headers import SecurityHeaders
 from master.session_watch import SessionWatch
@@ -122,6 +123,8 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     delivery = Delivery(sio)
     journal = TaskJournal(db)
     recent = RecentAnswers()
+    cache = ResponseCache(settings.response_cache_ttl_s, settings.response_cache_max_entries,
+                          settings.response_cache_shared)
     bus = MasterBus(password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
                     Topics(settings.topic_prefix))
     dispatcher = Dispatcher(
@@ -134,14 +137,14 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         queue_timeout_s=settings.queue_timeout_s,
         worker_backoff_s=settings.worker_backoff_s,
         lease_s=settings.lease_s,
-        journal=FanOut(journal, MetricsJournal(), recent),
+        journal=FanOut(journal, MetricsJournal(), recent, cache),
         priority_aging_s=settings.priority_aging_s,
     )
     restored = dispatcher.restore(await db.run(load_open_tasks))
     if restored:
         logger.info("%d unfinished tasks from the store are queued again or waiting for their worker", restored)
     limiter = UserLimiter(user_limits(settings))
-    intake = Intake(dispatcher, settings, limiter, db)
+    intake = Intake(dispatcher, settings, limiter, db, cache)
     chat = ChatEvents(sio, intake, settings, auth, db)
     watch = SessionWatch(chat, db, lifetime, limiter)
     feed = AdminFeed(sio, dispatcher, recent, chat.admins_connected)
