@@ -19,8 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_worker_with_the_openai_backend_answers_the_chat(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
-    """MODEL_BACKEND=openai: the worker advertises the configured models; a question for one is answered
-    by the fake server (key sent as Bearer), and a 401 reaches the asker as invalid_api_key."""
+    """MODEL_BACKEND=openai: the configured models are served, answered via the fake server; a 401 is invalid_api_key."""
     key = fake_openai_key()
     key_file = tmp_path / "openai_api_key"
     key_file.write_text(key + "\n")
@@ -45,8 +44,7 @@ async def test_worker_with_the_openai_backend_answers_the_chat(pki: Pki, broker:
 
 
 async def test_openai_key_in_no_process_output_at_debug(tmp_path: Path) -> None:
-    """Real processes at DEBUG with content logging, the key inside a prompt and echoed in 401/500 bodies:
-    the key is in no log of any process, and not in what the browser gets."""
+    """Processes at DEBUG, the key in a prompt and echoed in 401/500 bodies: it is in no log and no browser error."""
     pki = make_pki(tmp_path)
     key = fake_openai_key()
     key_file = tmp_path / "openai_api_key"

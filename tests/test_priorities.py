@@ -8,7 +8,7 @@ from devstack.local_broker import RunningBroker
 from master.fair_queue import HIGH, LOW
 from tests.pki_helpers import Pki
 from tests.stack_helpers import chat_client, https_session, local_stack, wait_until
-from tests.test_api import API, answered, call, new_token
+from tests.api_helpers import API, answered, call, new_token
 
 pytestmark = pytest.mark.integration
 

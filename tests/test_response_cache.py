@@ -12,7 +12,7 @@ from master.dispatcher import Outcome, Task
 from master.response_cache import ResponseCache, normalise
 from tests.pki_helpers import Pki
 from tests.stack_helpers import chat_client, https_session, local_stack
-from tests.test_api import API, answered, call, new_token
+from tests.api_helpers import API, answered, call, new_token
 from worker.backends.base import ModelError
 
 
@@ -119,8 +119,7 @@ class CountingBackend:
 
 @pytest.mark.integration
 async def test_repeated_question_is_answered_from_the_cache(pki: Pki, broker: RunningBroker) -> None:
-    """Same user, same question: the second answer is marked cached (chat and REST) and never reaches a worker;
-    another user's identical question and a repeated error both go to the worker."""
+    """A repeat is answered cached (chat and REST) without the worker; another user's repeat and errors are not."""
     CountingBackend.calls = []
     async with local_stack(pki, broker, workers=1, backend_factory=CountingBackend,
                            master_overrides={"response_cache_ttl_s": 60}) as stack:
