@@ -39,6 +39,7 @@ class Reply:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     pieces: list[str] | None = None
+    delay_s: float = 0.0  # between streamed pieces
 
 
 @dataclass
@@ -77,6 +78,8 @@ class FakeOpenAI:
     url: str = ""  # the base URL, ending in /v1 (what OPENAI_BASE_URL takes)
     script: list[Reply] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
+    # Streams the client closed before the end (a write to them failed).
+    closed_early: int = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -96,8 +99,13 @@ class FakeOpenAI:
         first = chunk(None, model)
         first["choices"][0]["delta"] = {"role": "assistant"}  # as OpenAI starts: the role, no text
         await response.write(f"data: {json.dumps(first)}\n\n".encode())
-        for piece in pieces:
-            await response.write(f"data: {json.dumps(chunk(piece, model))}\n\n".encode())
+        try:
+            for piece in pieces:
+                await response.write(f"data: {json.dumps(chunk(piece, model))}\n\n".encode())
+                await asyncio.sleep(reply.delay_s)
+        except ConnectionError:
+            self.closed_early += 1
+            return response
         await response.write(f"data: {json.dumps(chunk(None, model, 'stop'))}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

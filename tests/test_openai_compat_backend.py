@@ -12,6 +12,7 @@ import pytest
 
 from common.secret_files import RotatingSecret
 from tests.fake_openai import FakeOpenAI, Reply, error_body, fake_openai_key, run_fake_openai
+from tests.stack_helpers import wait_until
 from worker.backends.base import ModelError
 from worker.backends.openai_compat import OpenAICompatBackend, retry_after_s
 
@@ -73,6 +74,19 @@ async def test_stream_yields_the_pieces_in_order(key_file: Path, fake: FakeOpenA
     finally:
         await b.aclose()
     assert [r.stream for r in fake.requests] == [True, True]
+
+
+async def test_closing_the_stream_closes_the_http_response(key_file: Path, fake: FakeOpenAI) -> None:
+    """Closing the generator after the first piece (as Stop does) closes the connection: the server sees it."""
+    fake.script.append(Reply(pieces=[f"piece {i} " for i in range(100)], delay_s=0.05))
+    b = backend(key_file, fake)
+    try:
+        pieces = b.stream("long answer", "")
+        assert await anext(pieces) == "piece 0 "
+        await pieces.aclose()  # type: ignore[attr-defined]
+        await wait_until(lambda: fake.closed_early == 1, timeout=5, what="the server to see the stream closed")
+    finally:
+        await b.aclose()
 
 
 async def test_rate_limit_is_retried_after_the_retry_after_seconds(key_file: Path, fake: FakeOpenAI) -> None:
