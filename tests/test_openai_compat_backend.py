@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common.secret_files import RotatingSecret
+from common.secret_files import ConfigError, RotatingSecret
 from tests.fake_openai import FakeOpenAI, Reply, error_body, fake_openai_key, run_fake_openai
 from tests.stack_helpers import wait_until
 from worker.backends.base import ModelError
@@ -199,3 +199,9 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert retry_after_s(email.utils.formatdate(now + 30, usegmt=True), now) == pytest.approx(30.0)
     assert retry_after_s(email.utils.formatdate(now - 30, usegmt=True), now) == 0.0
     assert retry_after_s("soon", now) is None and retry_after_s(None, now) is None
+
+
+def test_missing_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    """OPENAI_API_KEY_FILE naming a file that does not exist stops the backend at start with the setting and path."""
+    with pytest.raises(ConfigError, match=r"OPENAI_API_KEY_FILE=.*gone does not exist"):
+        OpenAICompatBackend(RotatingSecret("OPENAI_API_KEY_FILE", tmp_path / "gone"))
