@@ -18,6 +18,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # Gemini API keys.
     (re.compile(r"AIza[0-9A-Za-z_\-]{35}"), REDACTED),
+    # OpenAI-style API keys (sk-..., sk-proj-..., sk-svcacct-...), which other compatible servers copy.
+    (re.compile(r"\bsk-[0-9A-Za-z_\-]{20,}"), REDACTED),
     # Header values: Authorization, x-goog-api-key, Cookie / Set-Cookie (as text, dict repr or JSON).
     (
         re.compile(

@@ -9,7 +9,7 @@ The OpenAPI 3.1 document is generated from these routes (quart-schema) at /api/v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from quart import Quart, Response, jsonify, request
@@ -30,7 +30,8 @@ from master.store import Database
 from master.task_journal import TaskJournal, user_task, user_tasks
 
 API = "/api/v1"
-REFUSAL_STATUS = {"rate_limited": 429, "too_many_open": 429, "daily_quota": 429, "busy": 503}
+REFUSAL_STATUS = {"rate_limited": 429, "too_many_open": 429, "daily_quota": 429, "busy": 503,
+                  "priority_not_allowed": 403}
 SECURITY = [{"bearer": []}, {"session": []}]
 
 
@@ -46,6 +47,7 @@ class ErrorBody(BaseModel):
 class TaskIn(BaseModel):
     text: str = Field(min_length=1, description="The question")
     model: str = Field(default="", max_length=128, description="A model a live worker serves; empty: the default")
+    priority: Literal["high", "normal", "low"] = Field(default="normal", description="high: admins only")
 
 
 class TaskAccepted(BaseModel):
@@ -66,6 +68,7 @@ class TaskOut(BaseModel):
     error: TaskError | None = None
     created_at: float
     finished_at: float | None = None
+    cached: bool = Field(default=False, description="Answered from the response cache, not by a worker now")
 
 
 class TaskPage(BaseModel):
@@ -209,13 +212,14 @@ def register_api(app: Quart, auth: Auth, db: Database, intake: Intake, dispatche
     @security_scheme(SECURITY)
     @validate_request(TaskIn)
     @validate_response(TaskAccepted, 202)
+    @document_response(ErrorBody, 403)
     @document_response(ErrorBody, 422)
     @document_response(ErrorBody, 429)
     async def post_task(data: TaskIn) -> tuple[TaskAccepted, int]:
         """Ask a question; the answer is fetched with GET /tasks/{task_id} (and pushed to the chat)."""
         who = await caller(changes=True)
         try:
-            task = await intake.take(who.user, {"text": data.text, "model": data.model})
+            task = await intake.take(who.user, {"text": data.text, "model": data.model, "priority": data.priority})
         except Refused as refused:
             raise ApiError(REFUSAL_STATUS.get(refused.code, 422), refused.code, refused.message,
                            refused.retry_after_s) from None

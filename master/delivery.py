@@ -60,6 +60,8 @@ class Delivery:
         if outcome.answer is not None:
             event, payload = "ai-response", {"task_id": task.task_id, "answer": outcome.answer, "model": outcome.model,
                                              "finished_at": time.time()}
+            if outcome.cached:
+                payload["cached"] = True  # from the response cache, not written for this question
         else:
             event, payload = "ai-error", {"task_id": task.task_id, "code": outcome.error_code,
                                           "message": outcome.error_message, "finished_at": time.time()}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from common.messages import StatusMessage, TaskMessage
-from master.fair_queue import FairQueue
+from master.fair_queue import NORMAL, FairQueue
 from master.registry import WorkerInfo, WorkerRegistry
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ class WorkerResult:
     answer: str | None = None
     error_code: str = ""
     error_message: str = ""
+
+
+# The worker id a cached answer is recorded with: no worker wrote it now, and no worker id can look like it.
+CACHED_BY = "(response-cache)"
 
 
 def owner_of(user_id: int) -> str:
@@ -92,6 +96,8 @@ class Outcome:
     error_message: str | None = None
     model: str = ""
     worker_id: str | None = None
+    # Answered from the response cache (master/response_cache.py), not by a worker now.
+    cached: bool = False
 
 
 Publish = Callable[[str, TaskMessage], bool]
@@ -179,6 +185,7 @@ class Dispatcher:
         lease_s: float = 5.0,
         journal: Journal | None = None,
         bus_up: Callable[[], bool] | None = None,
+        priority_aging_s: float = 0.0,
     ) -> None:
         self.registry = registry
         self.publish = publish
@@ -195,12 +202,13 @@ class Dispatcher:
         self.bus_up: Callable[[], bool] = bus_up or (lambda: True)
         self.tasks: dict[str, Task] = {}
         # Tasks of one model are placeable or not together (_can_place): the queue parks waiting owners by model.
-        self._queue = FairQueue(group_of=lambda task_id: self.tasks[task_id].model)
+        # Aging uses time.monotonic, like Task.queued_at.
+        self._queue = FairQueue(group_of=lambda task_id: self.tasks[task_id].model, aging_s=priority_aging_s)
         # Tasks each owner has queued or running (for the per-user in-flight limit).
         self._open: dict[str, int] = {}
 
     # -- intake -----------------------------------------------------------------------
-    def submit(self, owner: str, prompt: str, model: str = "", priority: int = 0, user_id: int = 0,
+    def submit(self, owner: str, prompt: str, model: str = "", priority: int = NORMAL, user_id: int = 0,
                conversation_id: str | None = None) -> Task:
         if len(self._queue) >= self.max_queue:
             raise QueueFull(f"the queue holds {self.max_queue} tasks")
@@ -208,8 +216,18 @@ class Dispatcher:
                     conversation_id=conversation_id)
         self._admit(task)
         self.journal.accepted(task)
-        self._queue.push(task.task_id, owner, priority)
+        self._queue.push(task.task_id, owner, priority, since=task.queued_at)
         self.pump()
+        return task
+
+    def answer_from_cache(self, owner: str, prompt: str, model: str, priority: int, user_id: int, answer: str,
+                          answer_model: str, conversation_id: str | None = None) -> Task:
+        """A question the response cache answers: accepted and finished at once, no worker involved."""
+        task = Task(uuid.uuid4().hex, owner, prompt, model, priority, time.time(), user_id=user_id,
+                    conversation_id=conversation_id)
+        self._admit(task)
+        self.journal.accepted(task)
+        self._finish(task, Outcome(task.task_id, answer=answer, model=answer_model, worker_id=CACHED_BY, cached=True))
         return task
 
     def _admit(self, task: Task) -> None:
@@ -294,14 +312,14 @@ class Dispatcher:
             task = self.tasks[task_id]
             worker = self.registry.pick(task.model)
             if worker is None:  # cannot happen (_can_place just found one), but never lose the task
-                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 return
             message = TaskMessage(
                 task_id=task.task_id, token=task.token, prompt=task.prompt, model=task.model,
                 priority=task.priority, deadline=time.time() + self.task_timeout_s,
             )
             if not self.publish(worker.worker_id, message):
-                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 return  # the bus is down: keep everything queued
             task.worker_id, task.assigned_at, task.received = worker.worker_id, time.monotonic(), False
             task.attempts += 1
@@ -325,7 +343,7 @@ class Dispatcher:
         for task in list(self.tasks.values()):
             if task.worker_id is not None and not task.received and not task.abandoned:
                 self._release(task)
-                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 self.journal.requeued(task)
         self.pump()
 
@@ -357,7 +375,7 @@ class Dispatcher:
                                            error_message="The workers handling this question stopped. Please ask again."))
             else:
                 logger.warning("back in the queue: worker %s", why, extra={"task_id": task_id, "worker_id": worker_id})
-                self._queue.push(task.task_id, task.owner, task.priority, first=True)
+                self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 self.journal.requeued(task)
         info.assigned.clear()
         self.pump()
@@ -401,7 +419,7 @@ class Dispatcher:
             self._finish(task, Outcome(task.task_id, error_code="worker_lost",
                                        error_message="No worker took this question. Please ask again."))
             return
-        self._queue.push(task.task_id, task.owner, task.priority, first=True)
+        self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
         self.journal.requeued(task)
 
     # -- results ----------------------------------------------------------------------

@@ -8,7 +8,9 @@ from typing import Any
 from master import metrics
 from master.accounts import User
 from master.dispatcher import Dispatcher, QueueFull, Task, owner_of
+from master.fair_queue import PRIORITY_LEVELS
 from master.queries import QueryRejected, parse_query
+from master.response_cache import ResponseCache
 from master.settings import MasterSettings
 from master.store import Database
 from master.user_limits import LimitExceeded, UserLimiter, read_daily_count, utc_day
@@ -33,11 +35,13 @@ class Refused(Exception):
 
 
 class Intake:
-    def __init__(self, dispatcher: Dispatcher, settings: MasterSettings, limiter: UserLimiter, db: Database) -> None:
+    def __init__(self, dispatcher: Dispatcher, settings: MasterSettings, limiter: UserLimiter, db: Database,
+                 cache: ResponseCache | None = None) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
         self.limiter = limiter
         self.db = db
+        self.cache = cache
 
     async def take(self, user: User, data: Any, conversation_id: str | None = None) -> Task:
         """Validate, apply the user's limits, queue; raises Refused (counted in the metrics)."""
@@ -52,9 +56,15 @@ class Intake:
         try:
             query = parse_query(data, self.settings.max_prompt_chars, self.settings.default_model)
             self._check_model(query.model)
+            _check_priority(user, query.priority)
             self.limiter.check(user.id, user.is_admin, self.dispatcher.open_tasks(owner))
-            task = self.dispatcher.submit(owner, query.text, query.model, user_id=user.id,
-                                          conversation_id=conversation_id)
+            hit = self.cache.get(user.id, query.model, query.text) if self.cache is not None else None
+            if hit is not None:  # answered at once, no worker (still counted against the user's limits)
+                task = self.dispatcher.answer_from_cache(owner, query.text, query.model, PRIORITY_LEVELS[query.priority],
+                                                         user.id, hit.answer, hit.model, conversation_id=conversation_id)
+            else:
+                task = self.dispatcher.submit(owner, query.text, query.model, PRIORITY_LEVELS[query.priority],
+                                              user_id=user.id, conversation_id=conversation_id)
         except QueryRejected as exc:
             metrics.refused(exc.code)
             raise Refused(exc.code, exc.message) from None
@@ -64,7 +74,8 @@ class Intake:
         except QueueFull:
             metrics.refused("busy")
             raise Refused("busy", "The service is at capacity. Try again in a minute.") from None
-        logger.debug("queued, %d chars", len(query.text), extra={"task_id": task.task_id})
+        logger.debug("%s, %d chars", "answered from the response cache" if hit is not None else "queued",
+                     len(query.text), extra={"task_id": task.task_id})
         if self.settings.log_content:
             logger.debug("content prompt=%r", query.text, extra={"task_id": task.task_id})
         return task
@@ -77,3 +88,10 @@ class Intake:
         if model not in served:
             offered = ", ".join(sorted(served)) or "none (no worker is connected)"
             raise QueryRejected("unknown_model", f"No worker serves the model {model[:128]!r}. Models served now: {offered}.")
+
+
+def _check_priority(user: User, priority: str) -> None:
+    """`high` is for admins only: refused (not quietly downgraded), so the asker knows what they got."""
+    if priority == "high" and not user.is_admin:
+        raise QueryRejected("priority_not_allowed", "Only admins may ask with priority high. "
+                                                    "Ask again with priority normal or low.")

@@ -19,7 +19,7 @@ KNOWN_ERROR_CODES = frozenset({
     "timeout", "internal", "worker_lost", "queue_timeout", "cancelled",
 })
 REFUSAL_REASONS = ("rate_limited", "too_many_open", "daily_quota", "busy", "prompt_too_long", "bad_request",
-                   "unknown_model", "not_logged_in")
+                   "unknown_model", "not_logged_in", "priority_not_allowed")
 RESULT_REFUSALS = ("role", "unknown_task", "not_assigned", "wrong_token")
 WORKER_STATES = ("idle", "busy", "draining", "offline", "unknown")
 
@@ -38,6 +38,8 @@ OPEN_TASKS = Gauge("aisys_open_tasks", "Tasks queued or running")
 WORKERS = Gauge("aisys_workers", "Workers known to the master, by state", ["state"])
 FREE_SLOTS = Gauge("aisys_free_slots", "Slots the master may still fill")
 CONNECTIONS = Gauge("aisys_socketio_connections", "Logged-in Socket.IO connections")
+CACHE_LOOKUPS = Counter("aisys_response_cache", "Response cache lookups (only when the cache is on), by result",
+                        ["result"])
 
 for _outcome in ("answered", "error"):
     TASKS.labels(_outcome)
@@ -45,6 +47,8 @@ for _reason in REFUSAL_REASONS:
     REFUSED.labels(_reason)
 for _reason in RESULT_REFUSALS:
     RESULTS_REFUSED.labels(_reason)
+for _result in ("hit", "miss"):
+    CACHE_LOOKUPS.labels(_result)
 
 
 def refused(reason: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from master.fair_queue import PRIORITY_LEVELS
+
 MAX_MODEL_NAME_CHARS = 128
 
 
@@ -12,6 +14,7 @@ MAX_MODEL_NAME_CHARS = 128
 class Query:
     text: str
     model: str
+    priority: str = "normal"  # a key of PRIORITY_LEVELS
 
 
 class QueryRejected(Exception):
@@ -24,11 +27,12 @@ class QueryRejected(Exception):
 
 
 def parse_query(data: Any, max_prompt_chars: int, default_model: str = "") -> Query:
-    """`data` is `"text"` or `{"text": ..., "model": ...}`; raises QueryRejected with a clear message."""
+    """`data` is `"text"` or `{"text": ..., "model": ..., "priority": ...}`; raises QueryRejected with a clear message."""
+    priority: Any = "normal"
     if isinstance(data, str):
         text, model = data, ""
     elif isinstance(data, dict):
-        text, model = data.get("text"), data.get("model", "")
+        text, model, priority = data.get("text"), data.get("model", ""), data.get("priority", "normal")
     else:
         text, model = None, ""
     if not isinstance(text, str) or not text.strip():
@@ -42,7 +46,9 @@ def parse_query(data: Any, max_prompt_chars: int, default_model: str = "") -> Qu
         raise QueryRejected(
             "prompt_too_long", f"The question has {len(text)} characters; the limit is {max_prompt_chars}. Shorten it."
         )
-    return Query(text, model or default_model)
+    if not isinstance(priority, str) or priority not in PRIORITY_LEVELS:
+        raise QueryRejected("bad_request", "The priority must be one of high, normal, low (or left out: normal).")
+    return Query(text, model or default_model, priority)
 
 
 def _is_valid_text(value: str) -> bool:

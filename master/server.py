@@ -35,6 +35,7 @@ from master.intake import Intake
 from master.https_server import serve_https
 from master.registry import WorkerRegistry
 from master.retention import run_retention
+from master.response_cache import ResponseCache
 from master.results import run_results_server
 from master.security_headers import SecurityHeaders
 from master.session_watch import SessionWatch
@@ -126,6 +127,8 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     delivery = Delivery(sio)
     journal = TaskJournal(db)
     recent = RecentAnswers()
+    cache = ResponseCache(settings.response_cache_ttl_s, settings.response_cache_max_entries,
+                          settings.response_cache_shared)
     bus = MasterBus(password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
                     Topics(settings.topic_prefix))
     dispatcher = Dispatcher(
@@ -138,14 +141,15 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         queue_timeout_s=settings.queue_timeout_s,
         worker_backoff_s=settings.worker_backoff_s,
         lease_s=settings.lease_s,
-        journal=FanOut(journal, MetricsJournal(), recent),
+        journal=FanOut(journal, MetricsJournal(), recent, cache),
         bus_up=lambda: bus.connected,
+        priority_aging_s=settings.priority_aging_s,
     )
     restored = dispatcher.restore(await db.run(load_open_tasks))
     if restored:
         logger.info("%d unfinished tasks from the store are queued again or waiting for their worker", restored)
     limiter = UserLimiter(user_limits(settings))
-    intake = Intake(dispatcher, settings, limiter, db)
+    intake = Intake(dispatcher, settings, limiter, db, cache)
     chat = ChatEvents(sio, intake, settings, auth, db)
     ConversationEvents(sio, chat, Conversations(db, dispatcher, journal), journal)
     watch = SessionWatch(chat, db, lifetime, limiter)

@@ -74,6 +74,15 @@ class MasterSettings(CommonSettings):
     # A task still waiting for a worker this long after it was asked is given up with an error.
     queue_timeout_s: float = Field(default=600.0, gt=0)
     default_model: str = ""
+    # Priority aging: a queued task rises one priority level (low -> normal -> high) per this many
+    # seconds of waiting, so low tasks are not starved by constant high load. 0: strict priority.
+    priority_aging_s: float = Field(default=30.0, ge=0)
+    # The response cache (master/response_cache.py): an identical question (model, normalised prompt)
+    # answered from memory for this long; 0: off. At most MAX_ENTRIES answers (least recently used go);
+    # per user unless SHARED (then one user's answer may be shown to another: only for public data).
+    response_cache_ttl_s: float = Field(default=0.0, ge=0)
+    response_cache_max_entries: int = Field(default=1000, ge=1)
+    response_cache_shared: bool = False
 
     # Conversations (and their tasks) not used for this many days are deleted; 0 keeps them forever.
     # The check runs every CONVERSATION_RETENTION_INTERVAL_S.

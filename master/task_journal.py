@@ -16,7 +16,7 @@ import sqlite3
 import time
 from typing import Any
 
-from master.dispatcher import Outcome, StoredTask, Task
+from master.dispatcher import CACHED_BY, Outcome, StoredTask, Task
 from master.store import Database
 
 logger = logging.getLogger(__name__)
@@ -189,14 +189,15 @@ def finished_since(conn: sqlite3.Connection, user_id: int, since: float, limit: 
     return out
 
 
-TASK_COLUMNS = "id, state, prompt, model, answer, answer_model, error_code, error_message, created_at, finished_at"
+TASK_COLUMNS = ("id, state, prompt, model, answer, answer_model, error_code, error_message, created_at, finished_at,"
+                " worker_id")
 
 
 def _task_dict(row: tuple) -> dict[str, Any]:  # type: ignore[type-arg]
-    task_id, state, prompt, model, answer, answer_model, code, message, created_at, finished_at = row
+    task_id, state, prompt, model, answer, answer_model, code, message, created_at, finished_at, worker_id = row
     return {"task_id": task_id, "state": state, "prompt": prompt, "model": answer_model or model, "answer": answer,
             "error": {"code": code, "message": message} if code else None, "created_at": created_at,
-            "finished_at": finished_at}
+            "finished_at": finished_at, "cached": worker_id == CACHED_BY}
 
 
 def user_task(conn: sqlite3.Connection, user_id: int, task_id: str) -> dict[str, Any] | None:

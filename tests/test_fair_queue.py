@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from master.fair_queue import FairQueue
+from master.fair_queue import HIGH, LOW, NORMAL, FairQueue
 
 
 def take_all(q: FairQueue, can_place=lambda _t: True) -> list[str]:  # type: ignore[no-untyped-def]
@@ -106,3 +106,101 @@ def test_a_parked_owners_first_task_discarded_or_pushed_first_is_looked_at_again
     assert q.take(can) is None
     q.push("common-4", "B", first=True)
     assert q.take(can) == "common-4" and len(q) == 1
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_without_aging_high_normal_low_in_that_order_whatever_the_wait() -> None:
+    """aging_s=0: strict priority; a low task queued long ago still waits for a fresh high one."""
+    clock = Clock()
+    q = FairQueue(clock=clock)
+    q.push("low", "A", LOW)
+    clock.now += 10_000
+    q.push("normal", "B", NORMAL)
+    q.push("high", "C", HIGH)
+    assert take_all(q) == ["high", "normal", "low"]
+
+
+def test_aging_raises_a_level_per_interval_and_ties_go_to_the_older() -> None:
+    """aging_s=10: a normal task 10 s old ties with a fresh high one and goes first (older); 9.9 s old it does not."""
+    clock = Clock()
+    q = FairQueue(aging_s=10, clock=clock)
+    q.push("normal", "A", NORMAL)
+    clock.now += 9.9
+    q.push("high-1", "B", HIGH)
+    assert q.take(lambda _t: True) == "high-1"
+    clock.now += 0.1
+    q.push("high-2", "B", HIGH)
+    assert take_all(q) == ["normal", "high-2"]
+
+
+def test_low_task_waits_a_bounded_time_under_constant_high_load() -> None:
+    """One high task arrives and one task is taken every second: the low task is taken after 2 x aging_s."""
+    clock = Clock()
+    q = FairQueue(aging_s=5, clock=clock)
+    q.push("low", "L", LOW)
+    start, taken_at = clock.now, None
+    for i in range(100):
+        q.push(f"high-{i}", "H", HIGH)
+        if q.take(lambda _t: True) == "low":
+            taken_at = clock.now
+            break
+        clock.now += 1
+    assert taken_at is not None and taken_at - start == 10  # 2 levels up, 5 s each
+    assert len(q) == 1  # the high task of that second is still queued, taken next
+
+
+def test_aging_is_capped_at_the_highest_level_queued() -> None:
+    """Aging never lifts a task above the highest queued level: two aged levels go oldest first."""
+    clock = Clock()
+    q = FairQueue(aging_s=1, clock=clock)
+    q.push("normal-old", "A", NORMAL)
+    clock.now += 1
+    q.push("low-older-still", "B", LOW)  # younger than normal-old
+    clock.now += 50
+    q.push("normal-new", "A", NORMAL)
+    assert take_all(q) == ["normal-old", "low-older-still", "normal-new"]
+
+
+def test_requeued_task_keeps_its_age() -> None:
+    """A task that goes back (first=True, since=its first queue time) is as old as before, not new."""
+    clock = Clock()
+    q = FairQueue(aging_s=10, clock=clock)
+    q.push("normal", "A", NORMAL)
+    first_queued = clock.now
+    assert q.take(lambda _t: True) == "normal"
+    clock.now += 15
+    q.push("normal", "A", NORMAL, first=True, since=first_queued)
+    q.push("high", "B", HIGH)
+    assert take_all(q) == ["normal", "high"]
+
+
+def test_aged_level_whose_tasks_cannot_be_placed_lets_the_next_level_go() -> None:
+    """An aged low task no free worker can take does not block a high task that can be placed."""
+    clock = Clock()
+    q = FairQueue(aging_s=1, clock=clock)
+    q.push("low-other-model", "A", LOW)
+    clock.now += 10
+    q.push("high", "B", HIGH)
+    assert q.take(lambda t: t != "low-other-model") == "high"
+    assert q.take(lambda _t: True) == "low-other-model" and len(q) == 0
+
+
+def test_discarded_oldest_task_no_longer_ages_its_level() -> None:
+    """A cancelled old task is not the level's age any more: a fresh high task goes before its newer neighbour."""
+    clock = Clock()
+    q = FairQueue(aging_s=10, clock=clock)
+    q.push("normal-old", "A", NORMAL)
+    clock.now += 15
+    q.push("normal-new", "A", NORMAL)
+    q.push("high", "B", HIGH)
+    assert q.discard("normal-old")
+    assert take_all(q) == ["high", "normal-new"]

@@ -43,6 +43,7 @@ def log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     ("text", "secret"),
     [
         ("calling with {key}", "{key}"),
+        ("Incorrect API key provided: sk-proj-Ab12Cd34Ef56Gh78Ij90KlMnOp.", "sk-proj-Ab12Cd34Ef56Gh78Ij90KlMnOp"),
         ("GET https://generativelanguage.googleapis.com/v1/models?key=s3cr3t-value-1&alt=json", "s3cr3t-value-1"),
         ("url /x?api_key=abcdef123456 done", "abcdef123456"),
         ("redirect ?token=tok-998877665544", "tok-998877665544"),

@@ -12,6 +12,8 @@ MODEL_ERRORS = Counter("aisys_model_errors", "Model calls that failed, by model 
 MODEL_RETRIES = Counter("aisys_model_retries", "Model calls retried (429, 5xx, transport errors)", ["model"])
 TASKS_RUNNING = Gauge("aisys_tasks_running", "Tasks this worker is running")
 KEY_RELOADS = Counter("aisys_gemini_key_reloads", "Times the Gemini key file changed and was read again")
+OPENAI_KEY_RELOADS = Counter("aisys_openai_key_reloads",
+                             "Times the OpenAI-compatible API key file changed and was read again")
 
 ERROR_CODES = frozenset({"invalid_api_key", "no_api_key", "rate_limited", "model_unavailable", "bad_request",
                          "model_error", "empty_answer", "timeout", "internal"})

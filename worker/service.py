@@ -17,6 +17,7 @@ from common.topics import Topics
 from worker.backends.base import ModelBackend, ModelError
 from worker.backends.echo import EchoBackend
 from worker.backends.gemini import GeminiBackend
+from worker.backends.openai_compat import OpenAICompatBackend
 from worker.bus import WorkerBus
 from worker.metrics import MODEL_CALL, MODEL_ERRORS, TASKS_RUNNING, error_label, model_label
 from worker.results_client import ResultsClient
@@ -34,6 +35,14 @@ def make_backend(settings: WorkerSettings) -> ModelBackend:
             models=settings.gemini_extra_models,
             base_url=settings.gemini_base_url,
             timeout_s=settings.gemini_timeout_s,
+        )
+    if settings.backend_kind() == "openai":
+        return OpenAICompatBackend(
+            settings.openai_api_key(),
+            settings.openai_model,
+            models=settings.openai_extra_models,
+            base_url=settings.openai_base_url,
+            timeout_s=settings.openai_timeout_s,
         )
     return EchoBackend(settings.echo_latency_s, settings.echo_models)
 

@@ -13,6 +13,8 @@ from common.secret_files import ConfigError, RotatingSecret
 from common.settings import CommaList, CommonSettings
 from common.topics import WORKER_ID_RE
 from worker.backends.gemini import DEFAULT_MODEL
+from worker.backends.openai_compat import DEFAULT_BASE_URL as OPENAI_DEFAULT_BASE_URL
+from worker.backends.openai_compat import DEFAULT_MODEL as OPENAI_DEFAULT_MODEL
 
 
 def default_worker_id() -> str:
@@ -38,7 +40,7 @@ class WorkerSettings(CommonSettings):
     results_endpoint: str = "master:50051"
     results_tls_server_name: str = "master"
 
-    model_backend: Literal["auto", "gemini", "echo"] = "auto"
+    model_backend: Literal["auto", "gemini", "openai", "echo"] = "auto"
     gemini_api_key_file: Path | None = None
     gemini_model: str = DEFAULT_MODEL
     gemini_extra_models: CommaList = ()
@@ -47,6 +49,13 @@ class WorkerSettings(CommonSettings):
     echo_latency_s: float = Field(default=0.0, ge=0)
     # The model names the echo backend advertises (all answer alike): for tests of routing by model.
     echo_models: CommaList = ("echo",)
+    # MODEL_BACKEND=openai: any OpenAI-compatible chat completions server (OpenAI, Ollama, vLLM, llama.cpp).
+    openai_base_url: str = Field(default=OPENAI_DEFAULT_BASE_URL, pattern=r"^https?://[^\s]+$")
+    # Optional: local servers (Ollama, llama.cpp) need no key.
+    openai_api_key_file: Path | None = None
+    openai_model: str = OPENAI_DEFAULT_MODEL
+    openai_extra_models: CommaList = ()
+    openai_timeout_s: float = Field(default=60.0, gt=0)
 
     @field_validator("worker_id")
     @classmethod
@@ -65,3 +74,9 @@ class WorkerSettings(CommonSettings):
         if self.gemini_api_key_file is None:
             raise ConfigError("MODEL_BACKEND=gemini needs GEMINI_API_KEY_FILE: point it at the key file")
         return RotatingSecret("GEMINI_API_KEY_FILE", self.gemini_api_key_file)
+
+    def openai_api_key(self) -> RotatingSecret | None:
+        """The OpenAI-compatible server's key file (re-read when it changes), or None: no key is sent."""
+        if self.openai_api_key_file is None:
+            return None
+        return RotatingSecret("OPENAI_API_KEY_FILE", self.openai_api_key_file)

@@ -1,1 +1,1 @@
-"""Model backends: `gemini` (google-genai) and `echo` (offline)."""
+"""Model backends: `gemini` (google-genai), `openai` (any OpenAI-compatible server) and `echo` (offline)."""

@@ -1,0 +1,62 @@
+"""Task priorities over the real stack: high before normal before low, high for admins only (chat and REST)."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.local_broker import RunningBroker
+from master.fair_queue import HIGH, LOW
+from tests.pki_helpers import Pki
+from tests.stack_helpers import chat_client, https_session, local_stack, wait_until
+from tests.api_helpers import API, answered, call, new_token
+
+pytestmark = pytest.mark.integration
+
+
+async def test_queued_tasks_are_answered_high_normal_low(pki: Pki, broker: RunningBroker) -> None:
+    """One busy slot, then low, normal and high asked by an admin: answered high, normal, low."""
+    async with local_stack(pki, broker, workers=1, capacity=1, worker_overrides={"echo_latency_s": 0.3},
+                           master_overrides={"priority_aging_s": 600}) as stack:
+        admin = await stack.login(await stack.new_user("admin"))
+        async with chat_client(pki, stack.url, cookie=admin) as client:
+            blocker = await client.ask("blocker")
+            dispatcher = stack.master.dispatcher
+            await wait_until(lambda: dispatcher.tasks[blocker["task_id"]].worker_id is not None, what="the blocker")
+            asked = {p: (await client.ask({"text": p, "priority": p}))["task_id"] for p in ("low", "normal", "high")}
+            assert dispatcher.queued == 3
+            assert dispatcher.tasks[asked["low"]].priority == LOW and dispatcher.tasks[asked["high"]].priority == HIGH
+            order = [(await client.next_response(10))["task_id"] for _ in range(4)]
+    assert order == [blocker["task_id"], asked["high"], asked["normal"], asked["low"]]
+
+
+async def test_high_priority_is_refused_to_a_non_admin(pki: Pki, broker: RunningBroker) -> None:
+    """A user asking high gets priority_not_allowed (chat) or 403 (REST) and nothing is queued; low is fine."""
+    async with local_stack(pki, broker, workers=1) as stack:
+        async with chat_client(pki, stack.url, cookie=stack.cookie) as client:
+            ack = await client.ask({"text": "me first", "priority": "high"})
+            assert ack["error"]["code"] == "priority_not_allowed" and "admins" in ack["error"]["message"]
+            bad = await client.ask({"text": "x", "priority": "urgent"})
+            assert bad["error"]["code"] == "bad_request" and "high, normal, low" in bad["error"]["message"]
+            assert stack.master.dispatcher.tasks == {}
+            ok = await client.ask({"text": "no hurry", "priority": "low"})
+            assert (await client.next_response())["task_id"] == ok["task_id"]
+        async with https_session(pki.tls()) as http:
+            token = await new_token(http, stack, stack.cookie)
+            status, body, _ = await call(http, "POST", stack.url + f"{API}/tasks", token,
+                                         json={"text": "api first", "priority": "high"})
+            assert (status, body["error"]["code"]) == (403, "priority_not_allowed")
+            status, body, _ = await call(http, "POST", stack.url + f"{API}/tasks", token,
+                                         json={"text": "api", "priority": "urgent"})
+            assert status == 422 and body["error"]["fields"] == ["priority"]
+
+
+async def test_admin_may_ask_high_over_the_api(pki: Pki, broker: RunningBroker) -> None:
+    """An admin's token posts a high-priority task: accepted (202) and answered."""
+    async with local_stack(pki, broker, workers=1) as stack:
+        admin = await stack.login(await stack.new_user("admin"))
+        async with https_session(pki.tls()) as http:
+            token = await new_token(http, stack, admin)
+            status, body, _ = await call(http, "POST", stack.url + f"{API}/tasks", token,
+                                         json={"text": "urgent", "priority": "high"})
+            assert status == 202, body
+            assert (await answered(http, stack, token, body["task_id"]))["state"] == "answered"
