@@ -21,7 +21,7 @@ ORIGIN = "https://chat.example.org"
 SECRETS = [
     "ca_crt", "master_crt", "master_key", "mosquitto_crt", "mosquitto_key", "worker_crt", "worker_key",
     "mqtt_master_password", "mqtt_worker_password", "mosquitto_passwd", "session_secret", "initial_admin_password",
-    "gemini_api_key",
+    "gemini_api_key", "grafana_admin_password",
 ]
 
 
