@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.broker_config import REPO_ROOT
@@ -45,6 +45,17 @@ def state_file(run_dir: Path) -> Path:
     return run_dir / "processes.json"
 
 
+def metrics_targets_file(run_dir: Path) -> Path:
+    """`<run_dir>/metrics-targets.json`: every /metrics endpoint, in Prometheus' file_sd format (README "Metrics")."""
+    return run_dir / "metrics-targets.json"
+
+
+def _write_metrics_targets(path: Path, ports: dict[str, int]) -> None:
+    groups = [{"targets": [f"127.0.0.1:{port}"], "labels": {"job": name.split("-")[0], "process": name}}
+              for name, port in ports.items()]
+    path.write_text(json.dumps(groups, indent=1) + "\n")
+
+
 @dataclass
 class LocalStack:
     url: str
@@ -54,6 +65,8 @@ class LocalStack:
     mqtt_port: int
     logs: Path
     supervisor: Supervisor
+    # Each process's /metrics (plain HTTP on 127.0.0.1, a port of its own), by process name.
+    metrics: dict[str, str] = field(default_factory=dict)
 
     @property
     def processes(self) -> dict[str, subprocess.Popen[bytes]]:
@@ -163,6 +176,10 @@ def run_local_stack(
     ca = pki_dir / "ca.crt"
     broker_dir = broker_temp_dir()
     ports = {"web": web_port, "grpc": grpc_port}
+    # /metrics of each process on a free port of its own (the same port again after a restart).
+    metrics_ports = {name: free_port() for name in ["master", *(f"worker-{i + 1}" for i in range(workers))]}
+    ports.update({f"metrics-{name}": port for name, port in metrics_ports.items()})
+    _write_metrics_targets(metrics_targets_file(run_dir), metrics_ports)
     supervisor = Supervisor(backoff, on_start=lambda sup: _write_state(state_file(run_dir), ports, sup))
     try:
         broker = prepare_broker(ca, pki_dir / "mosquitto.crt", pki_dir / "mosquitto.key", creds / "mosquitto_passwd",
@@ -172,7 +189,7 @@ def run_local_stack(
                                                log_path=broker.log_path, stop_timeout=5))
         common = {
             "MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(broker.port), "TLS_CA_FILE": str(ca),
-            "LOG_LEVEL": log_level, **(extra_env or {}),
+            "LOG_LEVEL": log_level, "METRICS_HOST": "127.0.0.1", **(extra_env or {}),
         }
         supervisor.add("master", _spawner("master", "master", _service_env(common, {
             "MQTT_PASSWORD_FILE": str(creds / "mqtt_master_password"),
@@ -182,6 +199,7 @@ def run_local_stack(
             "PUBLIC_ORIGINS": f"https://localhost:{web_port},https://127.0.0.1:{web_port}",
             # TLS groups of the HTTPS listener (X25519, P-256, P-384): see common/tls.py.
             "OPENSSL_CONF": str(OPENSSL_CONF_FILE),
+            "METRICS_PORT": str(metrics_ports["master"]),
         }), logs, master_python or sys.executable), log_path=logs / "master.log")
         for i in range(workers):
             worker_env = {
@@ -189,7 +207,7 @@ def run_local_stack(
                 "MQTT_PASSWORD_FILE": str(creds / "mqtt_worker_password"),
                 "TLS_CERT_FILE": str(pki_dir / "worker.crt"), "TLS_KEY_FILE": str(pki_dir / "worker.key"),
                 "RESULTS_ENDPOINT": f"127.0.0.1:{grpc_port}", "RESULTS_TLS_SERVER_NAME": "localhost",
-                "ECHO_LATENCY_S": str(echo_latency_s),
+                "ECHO_LATENCY_S": str(echo_latency_s), "METRICS_PORT": str(metrics_ports[f"worker-{i + 1}"]),
             }
             if gemini_key_file is not None:
                 worker_env["GEMINI_API_KEY_FILE"] = str(gemini_key_file)
@@ -202,12 +220,14 @@ def run_local_stack(
         wait_healthy(url, ca, workers, supervisor.processes, logs)
         if supervise:
             supervisor.watch()
-        yield LocalStack(url, ca, web_port, grpc_port, broker.port, logs, supervisor)
+        metrics = {name: f"http://127.0.0.1:{port}/metrics" for name, port in metrics_ports.items()}
+        yield LocalStack(url, ca, web_port, grpc_port, broker.port, logs, supervisor, metrics)
     finally:
         # Supervision ends first; then workers (they say offline), the master, mosquitto, each by PID.
         supervisor.stop()
         shutil.rmtree(broker_dir, ignore_errors=True)
         state_file(run_dir).unlink(missing_ok=True)
+        metrics_targets_file(run_dir).unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"  Log in:      user {DEMO_USER} (its password was shown at the first run; "
                       f"reset it: scripts/users.sh passwd {DEMO_USER}; more users: scripts/users.sh add NAME)")
+            print(f"  Admin page:  {stack.url}/admin  (admins only: scripts/users.sh role {DEMO_USER} admin)")
+            print(f"  API tokens:  {stack.url}/tokens  (personal tokens for the REST API, {stack.url}/api/docs)")
+            for name, metrics_url in stack.metrics.items():
+                print(f"  Metrics:     {name:<9} {metrics_url}")
+            print(f"  Scrape them: {metrics_targets_file(run_dir)}  (Prometheus file_sd targets)")
             print(f"  Trust CA:    {stack.ca}  (import it into your browser, or: curl --cacert {stack.ca} {stack.url}/healthz)")
             print(f"  Logs:        {stack.logs}/  (a process that exits is restarted; the line saying so is printed here)")
             print("  Stop:        Ctrl-C", flush=True)

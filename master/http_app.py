@@ -41,6 +41,15 @@ def create_http_app(static: StaticFiles, health: HealthCheck, auth: Auth,
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    @app.get("/tokens")
+    async def tokens() -> Any:
+        """The user's personal API tokens: list, make, revoke (the page calls /api/v1/tokens)."""
+        if await current_session(auth) is None:
+            return redirect("/login", 303)
+        response = static.response("tokens.html")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.get("/api/docs")
     async def api_docs() -> Any:
         return static.response("api-docs.html")

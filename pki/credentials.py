@@ -2,8 +2,9 @@
 
 `python -m pki.credentials [--out DIR] [--rotate USER]` writes, into a 0700 directory:
 `mqtt_master_password`, `mqtt_worker_password` (0600, the plain passwords for the clients),
-`mosquitto_passwd` (0600, hashes only, for the broker) and `session_secret` (0600, for the
-master). It never prints a secret.
+`mosquitto_passwd` (0600, hashes only, for the broker), `session_secret` and
+`initial_admin_password` (0600, for the master) and `grafana_admin_password` (0600, for Grafana in
+the stack). It never prints a secret.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pki.store import KEY_MODE, PkiError, ensure_private_dir, write_atomic
 MQTT_USERS = ("master", "worker")
 SESSION_SECRET = "session_secret"  # signs the master's session cookies
 INITIAL_ADMIN_PASSWORD = "initial_admin_password"  # the first admin of a new store (read once by the master)
+GRAFANA_ADMIN_PASSWORD = "grafana_admin_password"  # Grafana's admin in the stack (GF_SECURITY_ADMIN_PASSWORD__FILE)
 PBKDF2_ITERATIONS = 10_000
 SALT_BYTES = 12
 HASH_BYTES = 64
@@ -100,6 +102,10 @@ def ensure_credentials(out: Path, rotate: tuple[str, ...] = ()) -> list[str]:
     if not admin.exists():
         write_atomic(admin, new_password().encode() + b"\n", KEY_MODE)
         changed.append(INITIAL_ADMIN_PASSWORD)
+    grafana = out / GRAFANA_ADMIN_PASSWORD
+    if not grafana.exists():  # Grafana reads it at its first start only (like the first admin)
+        write_atomic(grafana, new_password().encode() + b"\n", KEY_MODE)
+        changed.append(GRAFANA_ADMIN_PASSWORD)
     return changed
 
 

@@ -36,6 +36,11 @@ check_docker_version
 for name in "${SECRETS[@]}"; do
   if [ -z "$(current_secret "$name")" ]; then
     src="$(secret_source "$name")"
+    # A credentials directory made before Grafana joined the stack lacks its password: make it
+    # (gen-credentials.sh adds only what is missing and keeps every existing file).
+    if [ "$name" = grafana_admin_password ] && [ ! -e "$src" ]; then
+      "$REPO_ROOT/scripts/gen-credentials.sh" --out "$CREDS_DIR" >/dev/null
+    fi
     [ -n "$src" ] || die "GEMINI_API_KEY_FILE is not set: point it at a file holding the Gemini API key"
     create_secret "${name}_v1" "$src"
   fi

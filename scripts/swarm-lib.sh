@@ -12,7 +12,7 @@ CREDS_DIR="${CREDS_DIR:-$PKI_DIR/credentials}"
 # The secrets of the stack, in the order they are created.
 SECRETS=(ca_crt master_crt master_key mosquitto_crt mosquitto_key worker_crt worker_key
          mqtt_master_password mqtt_worker_password mosquitto_passwd session_secret initial_admin_password
-         gemini_api_key)
+         gemini_api_key grafana_admin_password)
 
 MIN_DOCKER=20.10  # compose file 3.9 (stack.yml); Debian 12's docker.io
 
@@ -34,7 +34,7 @@ secret_source() {
     ca_crt) echo "$PKI_DIR/ca.crt" ;;
     master_crt|mosquitto_crt|worker_crt) echo "$PKI_DIR/${1%_crt}.crt" ;;
     master_key|mosquitto_key|worker_key) echo "$PKI_DIR/${1%_key}.key" ;;
-    mqtt_master_password|mqtt_worker_password|mosquitto_passwd|session_secret|initial_admin_password) echo "$CREDS_DIR/$1" ;;
+    mqtt_master_password|mqtt_worker_password|mosquitto_passwd|session_secret|initial_admin_password|grafana_admin_password) echo "$CREDS_DIR/$1" ;;
     gemini_api_key) echo "${GEMINI_API_KEY_FILE:-}" ;;
     *) die "unknown secret '$1' (one of: ${SECRETS[*]})" ;;
   esac

@@ -13,11 +13,18 @@ STACK_FILE = Path(__file__).resolve().parent.parent / "stack.yml"
 # without `version:` Docker 20.10 refuses the file ("unsupported Compose file version: 1.0").
 COMPOSE_VERSION = "3.9"
 # One replica with state each: a rolling update must stop the old task before starting the new one.
-STOP_FIRST = {"master", "mosquitto"}
+# Prometheus and Grafana too: each holds a database on its volume that one process at a time may open.
+STOP_FIRST = {"master", "mosquitto", "prometheus", "grafana"}
+# Images we do not build: each pinned to a version tag (never `latest`), run as a non-root `user:`.
+THIRD_PARTY = {"mosquitto", "prometheus", "grafana"}
+PINNED_TAG = re.compile(r"^[a-z0-9./-]+:(?!latest$)v?[0-9][0-9A-Za-z.-]*$")
 
 SECRET_LIKE_ENV = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|_KEY)$")
 SECRET_LIKE_VALUE = re.compile(r"AIza[0-9A-Za-z_-]{35}|-----BEGIN|\$7\$")
-NETWORKS = {"master": {"frontend", "backend"}, "mosquitto": {"backend"}, "worker": {"backend", "egress"}}
+NETWORKS = {"master": {"frontend", "backend"}, "mosquitto": {"backend"}, "worker": {"backend", "egress"},
+            "prometheus": {"backend"}, "grafana": {"backend"}}
+# The port a service's web listener uses (the published target): its metrics port must be another.
+WEB_PORT = "8443"
 # Which service may mount each secret; anything not listed is mounted nowhere.
 SECRET_OWNERS = {
     "ca_crt": {"master", "mosquitto", "worker"},
@@ -26,6 +33,7 @@ SECRET_OWNERS = {
     "worker_crt": {"worker"}, "worker_key": {"worker"},
     "mqtt_master_password": {"master"}, "mqtt_worker_password": {"worker"},
     "session_secret": {"master"}, "initial_admin_password": {"master"}, "gemini_api_key": {"worker"},
+    "grafana_admin_password": {"grafana"},
 }
 
 
@@ -45,6 +53,41 @@ def _names(items: Any) -> set[str]:
     return {i if isinstance(i, str) else i.get("source", "") for i in items or []}
 
 
+def _env(svc: dict[str, Any]) -> dict[str, str]:
+    env = svc.get("environment", {}) or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _metrics_port_violations(name: str, svc: dict[str, Any]) -> list[str]:
+    """/metrics stays on the backend: never published, never the web listener's port."""
+    env = _env(svc)
+    metrics = env.get("METRICS_PORT")
+    if metrics is None:
+        return []
+    out = []
+    if metrics in (env.get("WEB_PORT", WEB_PORT), WEB_PORT):
+        out.append(f"{name}: METRICS_PORT {metrics} is the web port: /metrics needs a port of its own")
+    for port in svc.get("ports", []) or []:
+        target = str(port.get("target")) if isinstance(port, dict) else str(port).rsplit(":", 1)[-1].split("/")[0]
+        if target == metrics:
+            out.append(f"{name}: publishes its metrics port {metrics}")
+    return out
+
+
+def _third_party_violations(name: str, svc: dict[str, Any]) -> list[str]:
+    """An image we do not build: a pinned version tag, and a non-root user set in the stack."""
+    out = []
+    image = str(svc.get("image", ""))
+    if not PINNED_TAG.match(image):
+        out.append(f"{name}: image {image!r} is not pinned to a version tag (never latest)")
+    uid = str(svc.get("user", "")).split(":", 1)[0]
+    if not uid.isdigit() or int(uid) == 0:
+        out.append(f"{name}: user {svc.get('user')!r}: set a non-root numeric user")
+    return out
+
+
 def violations(stack: dict[str, Any]) -> list[str]:
     out: list[str] = []
     if str(stack.get("version")) != COMPOSE_VERSION:
@@ -61,13 +104,14 @@ def violations(stack: dict[str, Any]) -> list[str]:
             out.append(f"{name}: publishes {ports}")
         if name == "master" and not allowed:
             out.append("master: must publish exactly 443 -> 8443")
+        out.extend(_metrics_port_violations(name, svc))
+        if name in THIRD_PARTY:
+            out.extend(_third_party_violations(name, svc))
         nets = _names(svc.get("networks", []))
         if name in NETWORKS and nets != NETWORKS[name]:
             out.append(f"{name}: networks {sorted(nets)}, expected {sorted(NETWORKS[name])}")
         # Secrets only through files.
-        env = svc.get("environment", {}) or {}
-        if isinstance(env, list):
-            env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+        env = _env(svc)
         for key, value in env.items():
             if SECRET_LIKE_ENV.search(key) and not key.endswith("_FILE"):
                 out.append(f"{name}: secret-like environment value {key}")

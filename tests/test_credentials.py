@@ -51,7 +51,8 @@ def test_too_few_iterations_are_refused() -> None:
 def test_files_are_0600_in_0700_dir_and_differ(tmp_path: Path) -> None:
     """Each password is random, 0600; the hash file holds no password."""
     out = tmp_path / "creds"
-    assert ensure_credentials(out) == [*MQTT_USERS, "session_secret", "initial_admin_password"]
+    assert ensure_credentials(out) == [*MQTT_USERS, "session_secret", "initial_admin_password",
+                                     "grafana_admin_password"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     passwords = []
     for user in MQTT_USERS:

@@ -29,7 +29,7 @@ import pytest
 from common.tls import client_context
 from devstack.broker_config import REPO_ROOT
 from devstack.local_broker import free_port
-from devstack.local_run import database_file, state_file
+from devstack.local_run import database_file, metrics_targets_file, state_file
 from devstack.users import create_users
 from tests.pki_helpers import Pki
 from tests.stack_helpers import ChatClient, login_cookie
@@ -177,6 +177,31 @@ def launcher(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lau
         stop_leftovers(running)
 
 
+def printed(launcher: Launcher, label: str) -> list[str]:
+    """The values of the launcher's start-up lines that begin with `label` (e.g. "Metrics:")."""
+    return [line.split(label, 1)[1].strip() for line in launcher.stdout.read_text().splitlines()
+            if line.strip().startswith(label)]
+
+
+def test_start_prints_admin_tokens_and_metrics_urls(launcher: Launcher) -> None:
+    """At start the launcher prints the admin page, the tokens page and one /metrics URL per process, each serving its metrics."""
+    assert [u.split()[0] for u in printed(launcher, "Admin page:")] == [launcher.url + "/admin"]
+    assert [u.split()[0] for u in printed(launcher, "API tokens:")] == [launcher.url + "/tokens"]
+    metrics = dict(line.split() for line in printed(launcher, "Metrics:"))
+    assert list(metrics) == ["master", *(f"worker-{i + 1}" for i in range(WORKERS))]
+    ports = launcher.state()["ports"]
+    for name, url in metrics.items():
+        assert url == f"http://127.0.0.1:{ports[f'metrics-{name}']}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            body = resp.read().decode()
+        assert ("aisys_queue_length" if name == "master" else "aisys_tasks_running") in body, name
+        assert "process_resident_memory_bytes" in body, name
+    assert len({*metrics.values()}) == len(metrics) and ports["web"] not in {ports[f"metrics-{n}"] for n in metrics}
+    targets = json.loads(metrics_targets_file(launcher.run_dir).read_text())
+    assert {t["labels"]["process"]: f"http://{t['targets'][0]}/metrics" for t in targets} == metrics
+    assert printed(launcher, "Scrape them:")[0].split()[0] == str(metrics_targets_file(launcher.run_dir))
+
+
 async def test_killed_worker_is_restarted_and_registers_again(launcher: Launcher) -> None:
     """kill -9 of a worker: restarted with its log appended, connected again, /healthz back to 2 workers, questions answered."""
     await asyncio.to_thread(wait_for, lambda: stack_is_healthy(launcher), "a healthy stack", RECOVERY_TIMEOUT_S, launcher)
@@ -227,3 +252,4 @@ def test_sigint_stops_every_process_and_exits_zero(launcher: Launcher) -> None:
              if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
     assert alive == {}
     assert not state_file(launcher.run_dir).exists()
+    assert not metrics_targets_file(launcher.run_dir).exists()

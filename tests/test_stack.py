@@ -118,6 +118,25 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mosquitto updates start-first": _set("services.mosquitto.deploy.update_config",
                                           {"order": "start-first", "failure_action": "rollback"}),
     "two masters": _set("services.master.deploy.replicas", 2),
+    # Monitoring: on the backend only, never published, pinned, non-root, hardened like the rest.
+    "prometheus publishes 9090": _set("services.prometheus.ports", [{"target": 9090, "published": 9090}]),
+    "grafana publishes 3000": _set("services.grafana.ports", [{"target": 3000, "published": 3000, "mode": "host"}]),
+    "grafana on frontend": _set("services.grafana.networks", ["frontend", "backend"]),
+    "prometheus on egress": _set("services.prometheus.networks", ["backend", "egress"]),
+    "prometheus image latest": _set("services.prometheus.image", "prom/prometheus:latest"),
+    "grafana image without a tag": _set("services.grafana.image", "grafana/grafana"),
+    "grafana as root": _set("services.grafana.user", "0:0"),
+    "prometheus without a user": _set("services.prometheus.user", _DELETE),
+    "grafana not read_only": _set("services.grafana.read_only", _DELETE),
+    "prometheus without cap_drop": _set("services.prometheus.cap_drop", _DELETE),
+    "grafana without a memory limit": _set("services.grafana.deploy.resources.limits.memory", _DELETE),
+    "prometheus without a healthcheck": _set("services.prometheus.healthcheck", _DELETE),
+    "grafana password in environment": _set("services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD", "admin"),
+    "grafana password mounted into the master": _add_secret("master", "grafana_admin_password"),
+    "two prometheus replicas": _set("services.prometheus.deploy.replicas", 2),
+    # /metrics: a port of its own, never published.
+    "master metrics on the web port": _set("services.master.environment.METRICS_PORT", "8443"),
+    "worker publishes its metrics port": _set("services.worker.ports", [{"target": 9101, "published": 9101}]),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ ORIGIN = "https://chat.example.org"
 SECRETS = [
     "ca_crt", "master_crt", "master_key", "mosquitto_crt", "mosquitto_key", "worker_crt", "worker_key",
     "mqtt_master_password", "mqtt_worker_password", "mosquitto_passwd", "session_secret", "initial_admin_password",
-    "gemini_api_key",
+    "gemini_api_key", "grafana_admin_password",
 ]
 
 
@@ -114,6 +115,20 @@ def test_deploy_without_gemini_key_file_says_how_to_fix(docker: FakeDocker) -> N
     assert result.returncode == 1
     assert "GEMINI_API_KEY_FILE is not set" in result.stderr
     assert not any(a[:2] == ["stack", "deploy"] for a in docker.args())
+
+
+def test_deploy_makes_a_missing_grafana_password_then_its_secret(docker: FakeDocker) -> None:
+    """Credentials made before Grafana joined the stack: deploy.sh adds its password file (0600) and secret, changing no other file."""
+    path = docker.pki.creds / "grafana_admin_password"
+    path.unlink()
+    before = {p.name: p.read_bytes() for p in docker.pki.creds.iterdir()}
+    result = docker.deploy()
+    assert result.returncode == 0, result.stderr
+    password = path.read_text().strip()
+    assert len(password) >= 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ["secret", "create", "grafana_admin_password_v1", str(path)] in docker.args()
+    assert {p.name: p.read_bytes() for p in docker.pki.creds.iterdir() if p.name != path.name} == before
+    assert password not in result.stdout + result.stderr
 
 
 def test_deploy_refuses_without_a_swarm(docker: FakeDocker) -> None:

@@ -1,8 +1,12 @@
-"""The Swarm test's stack file: `docker stack config -c stack.yml` with two changes for a kernel without IPVS.
+"""The Swarm test's stack file: `docker stack config -c stack.yml` with the changes this machine needs.
 
 Without IPVS a service's virtual IP and the ingress routing mesh do not work, so every service resolves
 by DNS round robin (`endpoint_mode: dnsrr`) and the master's port is published on the node (`mode:
-host`). Nothing else changes; tests/swarm/test_derive.py proves that.
+host`). No registry is reachable here and the monitoring images (prom/prometheus, grafana/grafana)
+cannot be built as stand-ins the way python and mosquitto are (they are the upstream binaries, not a
+Debian package), so `prometheus` and `grafana` are left out, with the configs and volumes only they use;
+tests/test_stack.py checks their definitions by policy instead. Nothing else changes;
+tests/swarm/test_derive.py proves that.
 """
 
 from __future__ import annotations
@@ -11,11 +15,32 @@ import copy
 from typing import Any
 
 MASTER_TARGET_PORT = 8443
+# Services whose images cannot be had on the test machine: deployed by users, checked by policy here.
+NOT_DEPLOYED = ("prometheus", "grafana")
+
+
+def _used(stack: dict[str, Any], kind: str) -> set[str]:
+    """The configs (or volumes) any remaining service mounts."""
+    used = set()
+    for svc in stack["services"].values():
+        for item in svc.get(kind, []) or []:
+            if isinstance(item, dict):
+                used.add(str(item.get("source", "")))
+            elif kind == "volumes":
+                used.add(str(item).split(":", 1)[0])
+            else:
+                used.add(str(item))
+    return used
 
 
 def derive_test_stack(config: dict[str, Any], published_port: int) -> dict[str, Any]:
-    """A copy of the rendered stack with dnsrr on every service and the master's port in host mode."""
+    """A copy of the rendered stack without the monitoring services, dnsrr everywhere, the master's port in host mode."""
     stack = copy.deepcopy(config)
+    dropped = [stack["services"].pop(name) for name in NOT_DEPLOYED if name in stack["services"]]
+    for kind in ("configs", "volumes"):
+        owned = {str(i.get("source", "")) for svc in dropped for i in svc.get(kind, []) or [] if isinstance(i, dict)}
+        for name in owned - _used(stack, kind):
+            (stack.get(kind) or {}).pop(name, None)
     for svc in stack["services"].values():
         svc.setdefault("deploy", {})["endpoint_mode"] = "dnsrr"
     ports = stack["services"]["master"]["ports"]

@@ -297,12 +297,12 @@ def _backend_addresses(service: str) -> list[str]:
     return addresses
 
 
-def _probe(d: Deployment, network: str, targets: list[str]) -> dict[str, Any]:
-    """Run PROBE_CODE in a one-off task attached to `network` only; its findings as a dict."""
+def _probe(d: Deployment, network: str, targets: list[str], code: str = PROBE_CODE) -> dict[str, Any]:
+    """Run `code` (PROBE_CODE by default) in a one-off task attached to `network` only; its findings as a dict."""
     name = f"{PROBE}-{network}"
     docker("service", "create", "--detach", "--name", name, "--network", f"{STACK}_{network}",
            "--endpoint-mode", "dnsrr", "--restart-condition", "none", "--read-only", "--cap-drop", "ALL",
-           "--env", f"PROBE_CA={d.pki.ca.read_text()}", f"{STACK}/master:latest", "python", "-c", PROBE_CODE, *targets)
+           "--env", f"PROBE_CA={d.pki.ca.read_text()}", f"{STACK}/master:latest", "python", "-c", code, *targets)
     try:
         _wait(lambda: "Complete" in docker("service", "ps", "--format", "{{.CurrentState}}", name).stdout,
               90, f"the probe on {network} to finish")
@@ -328,6 +328,42 @@ def test_frontend_container_cannot_resolve_or_reach_the_backend(deployed: Deploy
         assert front["resolve"][name] == "error: gaierror", front
     assert front["tls"][targets[1]].startswith("error"), front
     assert backend_subnet in back["routes"] and backend_subnet not in front["routes"], (front, back)
+
+
+# What Prometheus does in production (monitoring/prometheus.yml), from a container on the backend network:
+# every address tasks.<service> resolves to, then /metrics on the job's port over plain HTTP.
+SCRAPE_CODE = textwrap.dedent("""
+    import json, socket, sys, urllib.request
+    out = {}
+    for target in sys.argv[1:]:
+        name, port = target.split(":")
+        out[target] = {}
+        for addr in sorted({a[4][0] for a in socket.getaddrinfo(name, int(port), type=socket.SOCK_STREAM)}):
+            try:
+                with urllib.request.urlopen(f"http://{addr}:{port}/metrics", timeout=5) as resp:
+                    body = resp.read().decode()
+                out[target][addr] = sorted({line.split("{")[0].split(" ")[0] for line in body.splitlines()
+                                            if line.startswith(("aisys_", "process_"))})
+            except OSError as exc:
+                out[target][addr] = "error: " + type(exc).__name__
+    print("PROBE " + json.dumps(out), flush=True)
+""")
+
+
+def test_every_replica_serves_metrics_where_prometheus_looks(deployed: Deployment) -> None:
+    """The scrape config's targets, from the backend: tasks.master and tasks.worker give every task, each serving /metrics."""
+    # Prometheus itself is not deployed here (its image cannot be had: tests/swarm/derive.py); this does its part of
+    # the job with the same DNS names and ports, so a wrong name, port or network in the scrape config fails here.
+    config = yaml.safe_load((REPO / "monitoring" / "prometheus.yml").read_text())
+    targets = [f"{d['names'][0]}:{d['port']}" for job in config["scrape_configs"] for d in job.get("dns_sd_configs", [])]
+    assert targets == ["tasks.master:9100", "tasks.worker:9101"]
+    with phase("scrape probe (tasks.master, tasks.worker on backend)"):
+        found = _probe(deployed, "backend", targets, SCRAPE_CODE)
+    assert sorted(found["tasks.master:9100"]) == sorted(_backend_addresses("master"))
+    assert sorted(found["tasks.worker:9101"]) == sorted(_backend_addresses("worker")) and len(found["tasks.worker:9101"]) == 2
+    for target, expected in (("tasks.master:9100", "aisys_queue_length"), ("tasks.worker:9101", "aisys_tasks_running")):
+        for addr, names in found[target].items():
+            assert isinstance(names, list) and expected in names and "process_resident_memory_bytes" in names, (target, addr, names)
 
 
 @dataclass
