@@ -63,6 +63,8 @@ class Delivery:
         else:
             event, payload = "ai-error", {"task_id": task.task_id, "code": outcome.error_code,
                                           "message": outcome.error_message, "finished_at": time.time()}
+            if outcome.partial is not None:  # stopped while running: what was written is kept
+                payload["partial"] = outcome.partial
         emit = asyncio.get_running_loop().create_task(self.sio.emit(event, payload, to=task.owner))
         self._emits.add(emit)
         emit.add_done_callback(self._emits.discard)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import socketio
 from quart import Quart
 
+from common.messages import CancelMessage
 from common.mqtt_connect import BrokerAddress
 from common.secret_files import ConfigError
 from common.metrics_server import serve_metrics
@@ -38,6 +39,8 @@ from master.socketio_gate import SocketIOGate
 from master.sessions import CookieSigner, SessionLifetime
 from master.settings import MasterSettings
 from master.static_files import StaticFiles
+from master.stream_events import StreamEvents
+from master.streaming import ChunkRelay
 from master.task_journal import TaskJournal, load_open_tasks
 from master.store import Database, open_database
 from master.user_limits import Limits, UserLimiter
@@ -122,6 +125,8 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     delivery = Delivery(sio)
     journal = TaskJournal(db)
     recent = RecentAnswers()
+    relay = ChunkRelay(lambda event, data, owner: sio.emit(event, data, to=owner),
+                       settings.chunk_interval_s, settings.chunk_max_bytes)
     bus = MasterBus(password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
                     Topics(settings.topic_prefix))
     dispatcher = Dispatcher(
@@ -134,7 +139,10 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         queue_timeout_s=settings.queue_timeout_s,
         worker_backoff_s=settings.worker_backoff_s,
         lease_s=settings.lease_s,
-        journal=FanOut(journal, MetricsJournal(), recent),
+        journal=FanOut(journal, MetricsJournal(), recent, relay),
+        on_chunk=relay.add,
+        stop_worker=lambda worker_id, task: bus.publish_cancel(worker_id, CancelMessage(task_id=task.task_id,
+                                                                                      token=task.token)),
     )
     restored = dispatcher.restore(await db.run(load_open_tasks))
     if restored:
@@ -142,6 +150,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     limiter = UserLimiter(user_limits(settings))
     intake = Intake(dispatcher, settings, limiter, db)
     chat = ChatEvents(sio, intake, settings, auth, db)
+    StreamEvents(sio, chat, dispatcher, relay)
     watch = SessionWatch(chat, db, lifetime, limiter)
     feed = AdminFeed(sio, dispatcher, recent, chat.admins_connected)
     http = create_http_app(StaticFiles(), HealthCheck(lambda: bus.connected, dispatcher, db), auth,
