@@ -112,6 +112,10 @@ class ChunkRelay:
             stream.reset = True
 
     def finished(self, task: Task, outcome: Outcome) -> None:
+        """Answered: what is still buffered goes out now (before the `ai-response`), so the chunks make the
+        whole answer; then the task is forgotten."""
+        if outcome.answer is not None:
+            self._flush(task.task_id)
         self._forget(task.task_id)
 
     def dropped(self, task: Task) -> None:

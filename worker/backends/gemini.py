@@ -145,7 +145,7 @@ class GeminiBackend:
                             yield text
             except genai_errors.APIError as exc:
                 retryable = exc.code in RETRYABLE_STATUS and attempt + 1 < self.max_attempts and not wrote
-                logger.warning("Gemini stream failed: HTTP %s %s (attempt %d)", exc.code, exc.status, attempt + 1)
+                logger.warning("Gemini call failed: HTTP %s %s (attempt %d, streaming)", exc.code, exc.status, attempt + 1)
                 if not retryable:
                     raise user_error(exc) from None
                 MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
@@ -156,7 +156,7 @@ class GeminiBackend:
             except ModelError:
                 raise
             except Exception as exc:  # transport errors of httpx/aiohttp: name the kind, not the details
-                logger.warning("Gemini stream failed: %s", type(exc).__name__)
+                logger.warning("Gemini call failed: %s (streaming)", type(exc).__name__)
                 if attempt + 1 < self.max_attempts and not wrote:
                     MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
                     await asyncio.sleep(min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
