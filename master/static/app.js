@@ -99,6 +99,7 @@
   }
 
   const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
+  window.aisysChat = { socket: socket, pending: pending, bubble: bubble }; // hook: streaming (stream.js)
   socket.on("connect", () => { setState("connected", "connected"); sync(); });
   socket.on("disconnect", (reason) => {
     setState("disconnected", "disconnected (" + reason + ") – reconnecting");
@@ -128,6 +129,7 @@
       if (err) { wait.className = "msg error"; wait.textContent = "The server did not confirm the question. Try again."; return; }
       if (ack && ack.error) { wait.className = "msg error"; wait.textContent = ack.error.message; return; }
       pending.set(ack.task_id, wait);
+      if (window.aisysStream) window.aisysStream.asked(ack.task_id); // hook: text so far + Stop (stream.js)
       if (early.has(ack.task_id)) { const e = early.get(ack.task_id); early.delete(ack.task_id); resolve(ack.task_id, e[0], e[1], e[2]); }
     });
   });
