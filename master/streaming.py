@@ -6,6 +6,9 @@ So the first chunk is not delayed, and a fast model costs the browser at most on
 The relay is told the task's life as a dispatcher Journal: a task that goes back to the queue starts
 over (the page is told with `reset`), a finished one is forgotten (its `ai-response` carries the whole
 answer).
+A worker drops its last buffered piece when the answer is complete (the result carries it), so when the
+answer comes the relay sends the rest of it as the last chunk; an answer that came with no chunk at all
+gets none.
 """
 
 from __future__ import annotations
@@ -70,11 +73,11 @@ class ChunkRelay:
         if stream.timer is not None:
             stream.timer.cancel()
             stream.timer = None
-        if not stream.buffer:
-            return
         text = "".join(stream.buffer)
         stream.buffer.clear()
         stream.buffered = 0
+        if not text:
+            return
         stream.seq += 1
         stream.sent.append(text)
         stream.last_emit = time.monotonic()
@@ -114,7 +117,15 @@ class ChunkRelay:
     def finished(self, task: Task, outcome: Outcome) -> None:
         """Answered: what is still buffered goes out now (before the `ai-response`), so the chunks make the
         whole answer; then the task is forgotten."""
-        if outcome.answer is not None:
+        stream = self._streams.get(task.task_id)
+        if stream is not None and outcome.answer is not None:
+            received = "".join(stream.sent) + "".join(stream.buffer)
+            if outcome.answer.startswith(received):
+                stream.buffer.append(outcome.answer[len(received):])
+            else:  # the chunks do not lead to this answer (cannot happen with one worker): start over
+                stream.sent.clear()
+                stream.buffer[:] = [outcome.answer]
+                stream.reset = True
             self._flush(task.task_id)
         self._forget(task.task_id)
 

@@ -42,8 +42,8 @@ async def test_relay_sends_the_first_chunk_at_once_then_buffers() -> None:
     assert relay.sent("t1") == (2, "abc" + "x" * 10)
 
 
-async def test_relay_flushes_on_answer_and_forgets_on_stop() -> None:
-    """An answer flushes the buffer before the task is forgotten; a stopped task's buffer is dropped."""
+async def test_relay_completes_the_answer_and_forgets_on_stop() -> None:
+    """An answer sends the rest of it (buffer and tail) as the last chunk; a stopped task's buffer is dropped."""
     sent: list[dict[str, Any]] = []
 
     async def emit(event: str, data: dict[str, Any], owner: str) -> None:
@@ -54,15 +54,16 @@ async def test_relay_flushes_on_answer_and_forgets_on_stop() -> None:
     for t in (answered, stopped):
         relay.add(t, "first ")
         relay.add(t, "rest")
-    relay.finished(answered, Outcome("a1", answer="first rest"))
+    relay.finished(answered, Outcome("a1", answer="first rest, and the tail the worker left to its result"))
     relay.finished(stopped, Outcome("s1", error_code="stopped", partial="first rest"))
     await settle()
-    assert [(d["task_id"], d["text"]) for d in sent] == [("a1", "first "), ("s1", "first "), ("a1", "rest")]
+    assert [(d["task_id"], d["text"]) for d in sent] == [
+        ("a1", "first "), ("s1", "first "), ("a1", "rest, and the tail the worker left to its result")]
     assert relay.sent("a1") == relay.sent("s1") == (0, "")
 
 
 async def test_relay_tells_the_page_to_start_over_after_a_requeue() -> None:
-    """A task that goes to another worker starts again: its next chunk carries `reset`."""
+    """A requeued task starts again: its next chunk carries `reset`; an answer without chunks sends none."""
     sent: list[dict[str, Any]] = []
 
     async def emit(event: str, data: dict[str, Any], owner: str) -> None:
@@ -70,6 +71,7 @@ async def test_relay_tells_the_page_to_start_over_after_a_requeue() -> None:
 
     relay = ChunkRelay(emit, interval_s=0)
     t = task()
+    relay.finished(task("quick"), Outcome("quick", answer="no chunk came for this one"))
     relay.add(t, "old")
     relay.requeued(t)
     relay.add(t, "new")
@@ -78,8 +80,8 @@ async def test_relay_tells_the_page_to_start_over_after_a_requeue() -> None:
     assert relay.sent("t1") == (2, "new")
 
 
-async def test_worker_coalescer_sends_in_order_and_all_on_close() -> None:
-    """Worker side: first piece at once, the rest at max_bytes or on close, numbered in order."""
+async def test_worker_coalescer_sends_in_order_and_drops_the_tail_on_close() -> None:
+    """Worker side: first piece at once, then at max_bytes, numbered; the tail is left to the result."""
     sent: list[tuple[int, str]] = []
 
     async def send(seq: int, text: str) -> None:
@@ -87,10 +89,28 @@ async def test_worker_coalescer_sends_in_order_and_all_on_close() -> None:
         sent.append((seq, text))
 
     chunks = ChunkCoalescer(send, interval_s=HOUR, max_bytes=4)
-    for piece in ("a", "b", "c", "dd", "e"):
+    chunks.add("a")
+    await settle()
+    for piece in ("b", "c", "dd"):
+        chunks.add(piece)
+    await settle()
+    chunks.add("e")
+    await chunks.close()
+    assert sent == [(1, "a"), (2, "bcdd")]
+
+
+async def test_worker_coalescer_sends_nothing_for_an_answer_that_came_at_once() -> None:
+    """An answer complete before any chunk was written costs no chunk (the result carries it)."""
+    sent: list[tuple[int, str]] = []
+
+    async def send(seq: int, text: str) -> None:
+        sent.append((seq, text))
+
+    chunks = ChunkCoalescer(send, interval_s=HOUR)
+    for piece in ("all ", "at ", "once"):
         chunks.add(piece)
     await chunks.close()
-    assert sent == [(1, "a"), (2, "bcdd"), (3, "e")]
+    assert sent == []
 
 
 async def test_worker_coalescer_discard_drops_the_buffer() -> None:
@@ -102,7 +122,8 @@ async def test_worker_coalescer_discard_drops_the_buffer() -> None:
 
     chunks = ChunkCoalescer(send, interval_s=HOUR)
     chunks.add("a")
+    await settle()
     chunks.add("b")
     chunks.discard()
-    await chunks.close()
+    await settle()
     assert sent == [(1, "a")]

@@ -92,11 +92,23 @@ async def test_chunks_arrive_in_order_and_make_the_answer(pki: Pki, broker: Runn
         assert "".join(c["text"] for c in got) == response["answer"]
 
 
+async def test_answer_that_comes_at_once_sends_no_chunk(pki: Pki, broker: RunningBroker) -> None:
+    """Echo at 0 ms: the answer is whole before any chunk could go, so the browser gets only `ai-response`."""
+    async with local_stack(pki, broker, workers=1) as stack, chat_client(pki, stack.url, cookie=stack.cookie) as client:
+        chunks = collect_chunks(client)
+        await client.ask("quick")
+        assert (await client.next_response())["event"] == "ai-response"
+        await client.ask("sentinel")  # a stray chunk of the first would have come before this answer
+        assert (await client.next_response())["event"] == "ai-response"
+        assert chunks.empty()
+
+
 async def test_fast_model_chunks_are_coalesced(pki: Pki, broker: RunningBroker, tmp_path: Path) -> None:
     """400 pieces as fast as the fake can write them reach the browser as a few chunks, whole and in order."""
     async with gemini_stack(pki, broker, tmp_path) as (stack, fake), \
             chat_client(pki, stack.url, cookie=stack.cookie) as client:
         fake.stream_pieces = [f"p{i} " for i in range(400)]
+        fake.piece_delay_s = 0.001  # a real pause between pieces (else the SDK may read them all at once)
         chunks = collect_chunks(client)
         await client.ask("flood me")
         response = await client.next_response()
