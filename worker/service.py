@@ -140,6 +140,9 @@ class Worker:
             async for piece in pieces:
                 parts.append(piece)
                 chunks.add(piece)
+        # Complete: no more chunks, in this same step (a chunk scheduled in it is not written: the result
+        # carries the whole answer, so an answer that came at once costs no chunk).
+        chunks.discard()
         return "".join(parts)
 
     def _free_slot(self) -> None:
