@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from bench.first_chunk import first_chunk_load
 from bench.floor import measure_floor
 from bench.load import LoadClients, Results, log_in, percentile
 from bench.procstats import ProcessSampler
@@ -127,6 +128,45 @@ async def connection_figures(stack: LocalStack, args: argparse.Namespace, report
           f"{after:.1f} MB; a question with all open answered in {ms:.1f} ms")
 
 
+def first_chunk_run(args: argparse.Namespace) -> dict[str, Any]:
+    """--first-chunk: time to first chunk through Socket.IO, echo writing its first word at --first-token s and
+    its last at --answer-time s, at --load of the slots; the transport floor (1 in flight) of the same run."""
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                          "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")},
+                              "config": vars(args).copy()}
+    slots = args.workers * args.capacity
+    rate = args.load * slots / args.answer_time
+    print(f"ai-system time to first chunk on {os.cpu_count()} CPUs: echo first word at {args.first_token:.2f} s, "
+          f"whole answer {args.answer_time:.2f} s; {args.workers} workers x {args.capacity} slots; "
+          f"{args.load * 100:.0f} % load = {rate:.1f} questions/s")
+    with tempfile.TemporaryDirectory(prefix="aisys-bench-") as tmp:
+        pki = Path(tmp) / "pki"
+        accounts = make_users(Path(tmp) / "run", args.clients)
+        env = {**UNLIMITED, "ECHO_FIRST_TOKEN_S": str(args.first_token)}
+        with run_local_stack(web_port=free_port(), run_dir=Path(tmp) / "run", workers=args.workers,
+                             capacity=args.capacity, pki_dir=pki, log_level=args.log_level,
+                             master_python=args.master_python, worker_python=args.worker_python,
+                             echo_latency_s=args.answer_time, extra_env=env) as stack:
+            cookies = asyncio.run(log_in(stack.url, stack.ca, accounts))
+            with ProcessSampler(stack_pids(stack)) as sampler:
+                r = asyncio.run(first_chunk_load(stack.url, stack.ca, cookies, rate, args.duration, args.clients))
+            figures = r.summary(args.first_token)
+            report["first_chunk"] = {"offered_per_s": rate, **figures,
+                                     "cpu_pct": {n: u.cpu_s / r.elapsed_s * 100 for n, u in sampler.usage.items()}}
+            print(f"  {figures['answers']} answers ({figures['errors']} errors, {figures['chunks']} chunks), "
+                  f"{figures['done_per_s']:.1f}/s done")
+            print(f"  time to first chunk: p50 {figures['first_chunk_p50_ms']:.1f} ms  p95 "
+                  f"{figures['first_chunk_p95_ms']:.1f} ms  p99 {figures['first_chunk_p99_ms']:.1f} ms")
+            print(f"  over the model's first token: p50 {figures['over_first_token_p50_ms']:.1f} ms  p95 "
+                  f"{figures['over_first_token_p95_ms']:.1f} ms  p99 {figures['over_first_token_p99_ms']:.1f} ms")
+            print("\n".join(usage_line(sampler, r.elapsed_s)))
+            one, _ = asyncio.run(measure_floor(stack.mqtt_port, pki, pki / "credentials", 1, min(args.duration, 3.0)))
+            report["floor"] = {"p50_ms_at_1_in_flight": percentile(one.latencies_ms, 50),
+                               "p99_ms_at_1_in_flight": percentile(one.latencies_ms, 99)}
+            print(f"  floor, 1 in flight:      {one.rate:8.1f} round trips/s   {lat(one)}")
+    return report
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                           "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")},
@@ -170,11 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master-python", default=None, help="interpreter for the master (bench.sh: .venv-master)")
     parser.add_argument("--worker-python", default=None, help="interpreter for the workers (bench.sh: .venv-worker)")
     parser.add_argument("--quick", action="store_true", help="a few seconds in all (the smoke test)")
+    parser.add_argument("--first-chunk", action="store_true",
+                        help="only the time to first chunk through Socket.IO (streaming answers)")
+    parser.add_argument("--first-token", type=float, default=0.5, help="--first-chunk: echo's first word after S s")
+    parser.add_argument("--answer-time", type=float, default=2.0, help="--first-chunk: echo's whole answer in S s")
+    parser.add_argument("--load", type=float, default=0.5, help="--first-chunk: fraction of the slots kept busy")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.clients, args.depth, args.duration, args.connections = 4, 1, 1.0, 20
         args.capacity, args.slot_latency = 2, 0.2
-    report = run(args)
+        args.first_token, args.answer_time = 0.1, 0.3
+    report = first_chunk_run(args) if args.first_chunk else run(args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, default=str))

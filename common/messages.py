@@ -1,4 +1,4 @@
-"""The JSON messages on MQTT: tasks (master -> worker) and status (worker -> master)."""
+"""The JSON messages on MQTT: tasks and cancels (master -> worker) and status (worker -> master)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ class TaskMessage(_Strict):
     deadline: float
 
 
+class CancelMessage(_Strict):
+    """Stop a running task (the user pressed Stop); the token proves it is about the task this worker holds."""
+
+    task_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    token: str = Field(min_length=16, max_length=128)
+
+
 class StatusMessage(_Strict):
     # draining: finishing what it has, taking nothing new (a worker told to stop).
     state: Literal["idle", "busy", "draining", "offline"]
@@ -48,6 +55,10 @@ def _parse(model: type[_Strict], payload: bytes, what: str) -> _Strict:
 
 def parse_task(payload: bytes) -> TaskMessage:
     return _parse(TaskMessage, payload, "task")  # type: ignore[return-value]
+
+
+def parse_cancel(payload: bytes) -> CancelMessage:
+    return _parse(CancelMessage, payload, "cancel")  # type: ignore[return-value]
 
 
 def parse_status(payload: bytes) -> StatusMessage:

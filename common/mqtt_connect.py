@@ -88,7 +88,7 @@ class MqttSession:
         client: aiomqtt.Client,
         address: BrokerAddress,
         *,
-        subscription: str | None = None,
+        subscription: str | tuple[str, ...] | None = None,
         on_message: Callable[[aiomqtt.Message], None] | None = None,
         on_connected: Callable[[], None] | None = None,
     ) -> None:
@@ -114,7 +114,8 @@ class MqttSession:
                         # Connected only at the SUBACK: a message that another client published
                         # before the broker had the subscription would never arrive. The SUBACK
                         # also proves that the broker accepted this connection.
-                        granted = await self.client.subscribe(self.subscription, qos=1)
+                        topics = (self.subscription,) if isinstance(self.subscription, str) else self.subscription
+                        granted = await self.client.subscribe([(t, 1) for t in topics])
                         if any(_refused(code) for code in granted):
                             raise aiomqtt.MqttError(
                                 f"subscription to {self.subscription} refused: check the broker's ACL"

@@ -21,6 +21,10 @@ class Topics:
     def tasks(self, worker_id: str) -> str:
         return f"{self.prefix}/workers/{worker_id}/tasks"
 
+    def cancel(self, worker_id: str) -> str:
+        """Master -> that worker only: stop a running task."""
+        return f"{self.prefix}/workers/{worker_id}/cancel"
+
     def status(self, worker_id: str) -> str:
         return f"{self.prefix}/workers/{worker_id}/status"
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import aiomqtt
 
-from common.messages import MessageError, StatusMessage, TaskMessage, encode, parse_status
+from common.messages import CancelMessage, MessageError, StatusMessage, TaskMessage, encode, parse_status
 from common.mqtt_connect import BrokerAddress, MqttSession, new_client
 from common.tls import TlsFiles
 from common.topics import Topics
@@ -66,6 +66,13 @@ class MasterBus:
         if self._session is None or not self.connected:
             return False
         self._session.publish_nowait(self.topics.tasks(worker_id), encode(task))
+        return True
+
+    def publish_cancel(self, worker_id: str, cancel: CancelMessage) -> bool:
+        """Tell `worker_id` to stop a running task (QoS 1) without waiting; False when not connected."""
+        if self._session is None or not self.connected:
+            return False
+        self._session.publish_nowait(self.topics.cancel(worker_id), encode(cancel))
         return True
 
     async def stop(self) -> None:

@@ -109,8 +109,8 @@ class ChatEvents:
 
     async def on_unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
         self.bad_input.report(sid, f"unknown event {str(event)[:40]!r}")
-        return _error("unknown_event", "This server knows the events ai-query, ai-sync, ai-models, ai-conversations, "
-                                       "ai-conversation, ai-conversation-delete and ai-delete-my-data only.")
+        return _error("unknown_event", "This server knows the events ai-query, ai-sync, ai-stop, ai-partial, ai-models, "
+                                       "ai-conversations, ai-conversation, ai-conversation-delete and ai-delete-my-data only.")
 
     async def on_sync(self, sid: str, *args: Any) -> dict[str, Any]:
         """`ai-sync {since}`: the user's answers and errors finished after `since` (Unix time), oldest first,

@@ -65,6 +65,8 @@ class Delivery:
         else:
             event, payload = "ai-error", {"task_id": task.task_id, "code": outcome.error_code,
                                           "message": outcome.error_message, "finished_at": time.time()}
+            if outcome.partial is not None:  # stopped while running: what was written is kept
+                payload["partial"] = outcome.partial
         if task.conversation_id is not None:  # the page shows it only in that conversation's log
             payload["conversation_id"] = task.conversation_id
         emit = asyncio.get_running_loop().create_task(self.sio.emit(event, payload, to=task.owner))

@@ -84,6 +84,8 @@ class Task:
     received: bool = False
     # The conversation it belongs to (master/conversations.py); None for REST API tasks.
     conversation_id: str | None = None
+    # The answer so far, in the chunks its worker sent (emptied when it goes to a worker again).
+    partial: list[str] = field(default_factory=list, repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,16 @@ class Outcome:
     worker_id: str | None = None
     # Answered from the response cache (master/response_cache.py), not by a worker now.
     cached: bool = False
+    # Stopped while running: the answer written until then (kept and shown, marked stopped).
+    partial: str | None = None
 
 
 Publish = Callable[[str, TaskMessage], bool]
 Deliver = Callable[[Task, Outcome], None]
+# A chunk of a running task's answer, accepted from its worker: to the asker (master/streaming.py).
+OnChunk = Callable[[Task, str], None]
+# Tell the worker of a running task to stop it (the per-worker cancel topic); False when the bus is down.
+StopWorker = Callable[[str, Task], bool]
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,8 @@ class Dispatcher:
         journal: Journal | None = None,
         bus_up: Callable[[], bool] | None = None,
         priority_aging_s: float = 0.0,
+        on_chunk: OnChunk | None = None,
+        stop_worker: StopWorker | None = None,
     ) -> None:
         self.registry = registry
         self.publish = publish
@@ -200,6 +210,8 @@ class Dispatcher:
         # Whether the broker connection is up: while it is down no lease lapses (the worker cannot confirm, and is
         # not to blame); the reconnect queues every unconfirmed task again (on_bus_connected).
         self.bus_up: Callable[[], bool] = bus_up or (lambda: True)
+        self.on_chunk = on_chunk
+        self.stop_worker = stop_worker
         self.tasks: dict[str, Task] = {}
         # Tasks of one model are placeable or not together (_can_place): the queue parks waiting owners by model.
         # Aging uses time.monotonic, like Task.queued_at.
@@ -276,19 +288,24 @@ class Dispatcher:
         return len(mine)
 
     def cancel_task(self, task_id: str) -> bool:
-        """Stop a task: a queued one leaves the queue; a running one is settled now and its result, when its
-        worker sends it, only frees the slot. The owner gets the error `cancelled`. False if not open."""
+        """Stop a task: a queued one leaves the queue (error `cancelled`); a running one is settled now as
+        `stopped` with the answer written so far, its worker is told to stop (closing the model call), and
+        its result, when the worker sends it, only frees the slot. False if not open."""
         task = self.tasks.get(task_id)
         if task is None or task.abandoned:
             return False
-        outcome = Outcome(task_id, error_code="cancelled", error_message="Stopped at your request.")
         if task.worker_id is None:
             self._queue.discard(task_id)
-            self._finish(task, outcome)
-        else:
-            self.journal.finished(task, outcome)
-            self.deliver(task, outcome)
-            task.abandoned = True
+            self._finish(task, Outcome(task_id, error_code="cancelled", error_message="Stopped at your request."))
+            return True
+        if self.stop_worker is not None and not self.stop_worker(task.worker_id, task):
+            logger.warning("could not tell worker %s to stop (bus down): its slot frees when it answers",
+                           task.worker_id, extra={"task_id": task_id})
+        outcome = Outcome(task_id, error_code="stopped", error_message="Stopped at your request.",
+                          worker_id=task.worker_id, partial="".join(task.partial))
+        self.journal.finished(task, outcome)
+        self.deliver(task, outcome)
+        task.abandoned = True
         return True
 
     def _forget(self, task: Task) -> None:
@@ -322,6 +339,7 @@ class Dispatcher:
                 self._queue.push(task.task_id, task.owner, task.priority, first=True, since=task.queued_at)
                 return  # the bus is down: keep everything queued
             task.worker_id, task.assigned_at, task.received = worker.worker_id, time.monotonic(), False
+            task.partial.clear()  # a worker starts the answer again
             task.attempts += 1
             worker.assigned.add(task.task_id)
             self.journal.assigned(task)
@@ -438,6 +456,17 @@ class Dispatcher:
         """The worker confirms it took the task (checked like a result): its lease is met."""
         task = self._assigned_task(task_id, worker_id, token)
         task.received = True
+        return task
+
+    def accept_chunk(self, task_id: str, worker_id: str, token: str, text: str) -> Task:
+        """Check a chunk like a result (ResultRefused otherwise) and pass it on to the asker; a chunk of a task
+        already settled (stopped) is accepted and dropped."""
+        task = self._assigned_task(task_id, worker_id, token)
+        task.received = True  # a chunk is as good as a receipt
+        if not task.abandoned and text:
+            task.partial.append(text)
+            if self.on_chunk is not None:
+                self.on_chunk(task, text)
         return task
 
     def accept_result(self, result: WorkerResult) -> Task:

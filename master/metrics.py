@@ -16,7 +16,7 @@ from master.dispatcher import Dispatcher, Outcome, Task
 # Error codes a worker may send (worker/backends): anything else is counted as "other".
 KNOWN_ERROR_CODES = frozenset({
     "invalid_api_key", "no_api_key", "rate_limited", "model_unavailable", "bad_request", "model_error",
-    "timeout", "internal", "worker_lost", "queue_timeout", "cancelled",
+    "timeout", "internal", "worker_lost", "queue_timeout", "cancelled", "stopped",
 })
 REFUSAL_REASONS = ("rate_limited", "too_many_open", "daily_quota", "busy", "prompt_too_long", "bad_request",
                    "unknown_model", "not_logged_in", "priority_not_allowed")
@@ -33,6 +33,8 @@ LATENCY = Histogram("aisys_task_latency_seconds", "From question accepted to out
                     buckets=LATENCY_BUCKETS)
 QUEUE_WAIT = Histogram("aisys_queue_wait_seconds", "From question accepted to its first worker",
                        buckets=LATENCY_BUCKETS)
+FIRST_CHUNK = Histogram("aisys_first_chunk_seconds", "From question accepted to the first answer chunk sent to the asker",
+                        buckets=LATENCY_BUCKETS)
 QUEUE_LENGTH = Gauge("aisys_queue_length", "Tasks waiting for a worker")
 OPEN_TASKS = Gauge("aisys_open_tasks", "Tasks queued or running")
 WORKERS = Gauge("aisys_workers", "Workers known to the master, by state", ["state"])

@@ -56,7 +56,9 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
     def _check(self, request: worker_pb2.TaskResult) -> Refusal | None:
         """Hand the result (or the receipt) to the dispatcher; why it was refused, or None when accepted."""
         try:
-            if request.received:
+            if request.WhichOneof("outcome") == "chunk":
+                self.dispatcher.accept_chunk(request.task_id, request.worker_id, request.token, request.chunk)
+            elif request.received:
                 self.dispatcher.acknowledge(request.task_id, request.worker_id, request.token)
             else:
                 self.dispatcher.accept_result(result_from_message(request))
@@ -76,9 +78,11 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
         refused = self._check(request)
         if refused is not None:
             await context.abort(REFUSAL_STATUS[refused], refused.value)
-        if self.durable is not None and not request.received:
+        chunk = request.WhichOneof("outcome") == "chunk"
+        if self.durable is not None and not request.received and not chunk:
             await self.durable()
-        return worker_pb2.Ack(accepted=True, task_id=request.task_id, received=request.received)
+        return worker_pb2.Ack(accepted=True, task_id=request.task_id, received=request.received, chunk=chunk,
+                              seq=request.seq if chunk else 0)
 
     async def StreamResults(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
         await self._require_worker(context, "result stream")
@@ -112,6 +116,11 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
                 if request is grpc.aio.EOF:
                     break
                 refused = self._check(request)
+                if request.WhichOneof("outcome") == "chunk":
+                    if refused is not None:  # an accepted chunk is not acknowledged
+                        await write(worker_pb2.Ack(accepted=False, task_id=request.task_id, chunk=True, seq=request.seq,
+                                                   refusal=REFUSAL_STATUS[refused].name))
+                    continue
                 if refused is None and not request.received:
                     accepted.append(request.task_id)
                     if releaser is None or releaser.done():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import socketio
 from quart import Quart
 
+from common.messages import CancelMessage
 from common.mqtt_connect import BrokerAddress
 from common.secret_files import ConfigError
 from common.metrics_server import serve_metrics
@@ -43,6 +44,8 @@ from master.socketio_gate import SocketIOGate
 from master.sessions import CookieSigner, SessionLifetime
 from master.settings import MasterSettings
 from master.static_files import StaticFiles
+from master.stream_events import StreamEvents
+from master.streaming import ChunkRelay
 from master.task_journal import TaskJournal, load_open_tasks
 from master.store import Database, open_database
 from master.user_limits import Limits, UserLimiter
@@ -129,6 +132,8 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     recent = RecentAnswers()
     cache = ResponseCache(settings.response_cache_ttl_s, settings.response_cache_max_entries,
                           settings.response_cache_shared)
+    relay = ChunkRelay(lambda event, data, owner: sio.emit(event, data, to=owner),
+                       settings.chunk_interval_s, settings.chunk_max_bytes)
     bus = MasterBus(password, settings.mqtt_tls(), BrokerAddress(settings.mqtt_host, settings.mqtt_port),
                     Topics(settings.topic_prefix))
     dispatcher = Dispatcher(
@@ -141,9 +146,12 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
         queue_timeout_s=settings.queue_timeout_s,
         worker_backoff_s=settings.worker_backoff_s,
         lease_s=settings.lease_s,
-        journal=FanOut(journal, MetricsJournal(), recent, cache),
+        journal=FanOut(journal, MetricsJournal(), recent, cache, relay),
         bus_up=lambda: bus.connected,
         priority_aging_s=settings.priority_aging_s,
+        on_chunk=relay.add,
+        stop_worker=lambda worker_id, task: bus.publish_cancel(worker_id, CancelMessage(task_id=task.task_id,
+                                                                                      token=task.token)),
     )
     restored = dispatcher.restore(await db.run(load_open_tasks))
     if restored:
@@ -152,6 +160,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     intake = Intake(dispatcher, settings, limiter, db, cache)
     chat = ChatEvents(sio, intake, settings, auth, db)
     ConversationEvents(sio, chat, Conversations(db, dispatcher, journal), journal)
+    StreamEvents(sio, chat, dispatcher, relay)
     watch = SessionWatch(chat, db, lifetime, limiter)
     feed = AdminFeed(sio, dispatcher, recent, chat.admins_connected)
     models = ModelFeed(sio, dispatcher.registry, settings.default_model, lambda sid: sid in chat.connections)

@@ -62,6 +62,9 @@ class MasterSettings(CommonSettings):
     max_queue: int = Field(default=10_000, ge=1)
     # A task not answered this long after it was handed out is given up with an error to the user.
     task_timeout_s: float = Field(default=120.0, gt=0)
+    # Answer chunks to a browser: at most one per interval per task (the first at once), or one per max bytes.
+    chunk_interval_s: float = Field(default=0.05, ge=0)
+    chunk_max_bytes: int = Field(default=1024, ge=1)
     # A worker silent this long is taken as offline and its tasks go back to the queue.
     worker_timeout_s: float = Field(default=35.0, gt=0)
     # The most slots a worker's status is believed to have, and how long a worker whose task timed

@@ -54,7 +54,9 @@ class TaskJournal:
 
     def finished(self, task: Task, outcome: Outcome) -> None:
         self._update(task, state="answered" if outcome.answer is not None else "failed",
-                     answer=outcome.answer, answer_model=outcome.model, error_code=outcome.error_code,
+                     # stopped: the answer written until then is kept (state failed, error_code stopped)
+                     answer=outcome.answer if outcome.answer is not None else outcome.partial,
+                     answer_model=outcome.model, error_code=outcome.error_code,
                      error_message=outcome.error_message, worker_id=outcome.worker_id, finished_at=time.time())
 
     def dropped(self, task: Task) -> None:
@@ -186,6 +188,8 @@ def finished_since(conn: sqlite3.Connection, user_id: int, since: float, limit: 
         else:
             out.append({"event": "ai-error", "task_id": task_id, "code": code, "message": message,
                         "finished_at": finished_at, "prompt": prompt, "conversation_id": conversation_id})
+            if code == "stopped":
+                out[-1]["partial"] = answer or ""
     return out
 
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark the secured system on this machine: throughput at saturation, latency at 25/50/90 %
 # load, CPU and RSS, the transport floor and the ratio, slot utilisation, connection scale.
+# With --first-chunk: only the time to first answer chunk through Socket.IO (streaming), echo at
+# --first-token S to its first word and --answer-time S in all, at --load of the slots.
 # Usage: scripts/bench.sh [--workers W] [--capacity C] [--clients M] [--depth D] [--duration S]
 #        [--connections N] [--json FILE] [--quick]
+#        [--first-chunk [--first-token S] [--answer-time S] [--load F]]
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"

@@ -1,15 +1,20 @@
-"""A local fake of the Gemini REST API (generateContent), for the real google-genai SDK to talk to.
+"""A local fake of the Gemini REST API (generateContent and streamGenerateContent), for the real google-genai SDK.
 
 It records every request's path and API key header, and answers from a script: each entry is
 (HTTP status, JSON body); when the script is empty it answers with a success that names the prompt.
+`:streamGenerateContent?alt=sse` answers a success as server-sent events: `stream_pieces` (default: the
+words of the success text) one per `piece_delay_s`; each stream is recorded with when the client closed it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import re
 import secrets
 import string
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,12 +65,25 @@ class Recorded:
 
 
 @dataclass
+class StreamRecord:
+    """One streamed answer: when it opened, how many pieces went out, when it ended and how."""
+
+    opened: float = field(default_factory=time.monotonic)
+    pieces_sent: int = 0
+    ended: float | None = None
+    closed_by_client: bool = False
+
+
+@dataclass
 class FakeGemini:
     url: str = ""
     script: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
+    stream_pieces: list[str] | None = None
+    piece_delay_s: float = 0.0
+    streams: list[StreamRecord] = field(default_factory=list)
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         prompt = "".join(p.get("text", "") for c in body.get("contents", []) for p in c.get("parts", []))
         self.requests.append(Recorded(request.path, request.headers.get("x-goog-api-key"), prompt))
@@ -73,7 +91,42 @@ class FakeGemini:
             status, payload = self.script.pop(0)
         else:
             status, payload = 200, success_body(f"Gemini says: {prompt}")
+        if status == 200 and request.path.endswith(":streamGenerateContent"):
+            return await self._stream(request, prompt)
         return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
+
+    async def _stream(self, request: web.Request, prompt: str) -> web.StreamResponse:
+        pieces = self.stream_pieces if self.stream_pieces is not None else re.findall(r"\S+\s*", f"Gemini says: {prompt}")
+        record = StreamRecord()
+        self.streams.append(record)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for piece in pieces:
+                if not await self._wait_open(request, self.piece_delay_s):
+                    record.closed_by_client = True
+                    return response
+                await response.write(f"data: {json.dumps(success_body(piece))}\r\n\r\n".encode())
+                record.pieces_sent += 1
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            record.closed_by_client = True
+            raise
+        finally:
+            record.ended = time.monotonic()
+        return response
+
+    @staticmethod
+    async def _wait_open(request: web.Request, seconds: float) -> bool:
+        """Sleep `seconds` in small steps; False as soon as the client has closed the connection."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if request.transport is None or request.transport.is_closing():
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            await asyncio.sleep(min(0.01, left))
 
 
 @contextlib.asynccontextmanager

@@ -148,6 +148,31 @@ def test_nothing_outside_the_protocol_topics_is_delivered(clients: dict[str, Blo
     assert [m.payload for m in wait_for_sentinel(clients["a"], b"sentinel-task")] == [b"sentinel-task"]
 
 
+def test_master_cancel_reaches_only_its_worker(clients: dict[str, BlockingClient]) -> None:
+    """The master's cancel for a reaches a; b, subscribed to a's cancel topic (granted), gets only its own."""
+    a, b = wid(clients, "a"), wid(clients, "b")
+    assert clients["a"].subscribe(T.cancel(a)) == [1]
+    clients["b"].subscribe(T.cancel(a))
+    clients["b"].subscribe(T.cancel(b))
+    clients["master"].publish(T.cancel(a), b"stop-for-a")
+    clients["master"].publish(T.cancel(b), b"sentinel-b")
+    assert [m.payload for m in wait_for_sentinel(clients["b"], b"sentinel-b")] == [b"sentinel-b"]
+    assert [m.payload for m in wait_for_sentinel(clients["a"], b"stop-for-a")] == [b"stop-for-a"]
+
+
+def test_cancel_published_by_a_worker_is_never_delivered(clients: dict[str, BlockingClient]) -> None:
+    """A worker may not write cancel topics: a's forged cancel for b (or itself) never arrives."""
+    a, b = wid(clients, "a"), wid(clients, "b")
+    clients["a"].subscribe(T.cancel(a))
+    clients["b"].subscribe(T.cancel(b))
+    clients["a"].publish(T.cancel(b), b"forged-for-b")
+    clients["a"].publish(T.cancel(a), b"forged-for-a")
+    clients["master"].publish(T.cancel(b), b"sentinel-b")
+    clients["master"].publish(T.cancel(a), b"sentinel-a")
+    assert [m.payload for m in wait_for_sentinel(clients["b"], b"sentinel-b")] == [b"sentinel-b"]
+    assert [m.payload for m in wait_for_sentinel(clients["a"], b"sentinel-a")] == [b"sentinel-a"]
+
+
 @pytest.mark.parametrize("client_id", ["+", "#"])
 def test_wildcard_client_id_reads_no_tasks(broker: RunningBroker, pki: Pki, clients: dict[str, BlockingClient], client_id: str) -> None:
     """A worker whose client id is a wildcard gets no %c substitution: it reads nobody's tasks."""

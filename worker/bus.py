@@ -37,9 +37,10 @@ class WorkerBus:
     def connected(self) -> bool:
         return self._session is not None and self._session.connected.is_set()
 
-    def start(self, on_task: Callable[[bytes], None], on_connected: Callable[[], None]) -> None:
+    def start(self, on_task: Callable[[bytes], None], on_connected: Callable[[], None],
+              on_cancel: Callable[[bytes], None] | None = None) -> None:
         """Connect in the background (retrying forever) and stay connected until `stop()`; `on_task(payload)` per
-        task, `on_connected()` after each (re)connect once subscribed."""
+        task, `on_cancel(payload)` per cancel, `on_connected()` after each (re)connect once subscribed."""
         status_topic = self.topics.status(self.worker_id)
         client = new_client(
             self.worker_id, "worker", self._password, self._tls, self.address,
@@ -48,14 +49,19 @@ class WorkerBus:
             persistent=True,
         )
         self._session = MqttSession(
-            client, self.address, subscription=self.topics.tasks(self.worker_id),
-            on_message=lambda msg: self._handle_message(msg, on_task), on_connected=on_connected,
+            client, self.address, subscription=(self.topics.tasks(self.worker_id), self.topics.cancel(self.worker_id)),
+            on_message=lambda msg: self._handle_message(msg, on_task, on_cancel), on_connected=on_connected,
         )
         self._session.start()
 
-    @staticmethod
-    def _handle_message(msg: aiomqtt.Message, on_task: Callable[[bytes], None]) -> None:
-        if isinstance(msg.payload, bytes):
+    def _handle_message(self, msg: aiomqtt.Message, on_task: Callable[[bytes], None],
+                        on_cancel: Callable[[bytes], None] | None) -> None:
+        if not isinstance(msg.payload, bytes):
+            return
+        if msg.topic.value == self.topics.cancel(self.worker_id):
+            if on_cancel is not None:
+                on_cancel(msg.payload)
+        else:
             on_task(msg.payload)
 
     def publish_status(self, status: StatusMessage) -> None:

@@ -56,6 +56,8 @@ class ResultsClient:
         self._closed = False
         # One write at a time (gRPC streams forbid concurrent writes), and the ack queue in write order.
         self._write_lock = asyncio.Lock()
+        # Tasks whose chunks the master refused (the task is no longer this worker's): send no more.
+        self.refused_chunks: set[str] = set()
 
     async def _stream(self) -> grpc.aio.StreamStreamCall:
         async with self._open_lock:
@@ -74,6 +76,12 @@ class ResultsClient:
                 ack = await call.read()
                 if ack is grpc.aio.EOF:
                     break
+                if ack.chunk:  # only refused chunks are acknowledged
+                    if ack.task_id not in self.refused_chunks:
+                        logger.warning("master refused a chunk: %s; no more chunks for this task", ack.refusal,
+                                       extra={"task_id": ack.task_id})
+                        self.refused_chunks.add(ack.task_id)
+                    continue
                 fut = waiting.pop((ack.task_id, ack.received), None)
                 if fut is not None and not fut.done():
                     fut.set_result(ack)
@@ -110,6 +118,23 @@ class ResultsClient:
         finally:
             if waiting.get(key) is fut:
                 del waiting[key]  # timed out: a late ack for it is dropped, not given to another
+
+    async def send_chunk(self, chunk: worker_pb2.TaskResult) -> bool:
+        """Write an answer chunk on the result stream without waiting for anything (no retry: the whole answer
+        follows as the result); False when it was not written."""
+        if chunk.task_id in self.refused_chunks:
+            return False
+        async with self._write_lock:
+            try:
+                call = await self._stream()
+                await call.write(chunk)
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+                return False
+        return True
+
+    def forget(self, task_id: str) -> None:
+        """The task is done here: forget that its chunks were refused."""
+        self.refused_chunks.discard(task_id)
 
     async def submit(self, result: worker_pb2.TaskResult, deadline: float | None = None) -> bool:
         """True when the master accepted the result; False when it refused it or stayed unreachable.

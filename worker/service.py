@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
 
 from common.healthcheck import touch
 from common.metrics_server import serve_metrics
-from common.messages import MessageError, StatusMessage, TaskMessage, parse_task
+from common.messages import MessageError, StatusMessage, TaskMessage, parse_cancel, parse_task
 from common.mqtt_connect import BrokerAddress
 from common.rpc import worker_pb2
 from common.topics import Topics
@@ -19,6 +20,7 @@ from worker.backends.echo import EchoBackend
 from worker.backends.gemini import GeminiBackend
 from worker.backends.openai_compat import OpenAICompatBackend
 from worker.bus import WorkerBus
+from worker.chunks import ChunkCoalescer
 from worker.metrics import MODEL_CALL, MODEL_ERRORS, TASKS_RUNNING, error_label, model_label
 from worker.results_client import ResultsClient
 from worker.settings import WorkerSettings
@@ -44,7 +46,7 @@ def make_backend(settings: WorkerSettings) -> ModelBackend:
             base_url=settings.openai_base_url,
             timeout_s=settings.openai_timeout_s,
         )
-    return EchoBackend(settings.echo_latency_s, settings.echo_models)
+    return EchoBackend(settings.echo_latency_s, settings.echo_models, settings.echo_first_token_s)
 
 
 class Worker:
@@ -61,6 +63,9 @@ class Worker:
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_state: str | None = None
+        # Running tasks and their model calls (what a cancel stops); the ids of those stopped.
+        self._running: dict[str, tuple[TaskMessage, asyncio.Task[str]]] = {}
+        self._stopped: set[str] = set()
 
     # -- status -------------------------------------------------------------------------
     def status(self) -> StatusMessage:
@@ -124,17 +129,64 @@ class Worker:
         await asyncio.shield(self.results.submit(worker_pb2.TaskResult(
             task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, received=True)))
 
+    def on_cancel(self, payload: bytes) -> None:
+        """Called on the loop for each MQTT cancel message: stop that task's model call now."""
+        try:
+            cancel = parse_cancel(payload)
+        except MessageError as exc:
+            logger.error("%s; ignored", exc)
+            return
+        running = self._running.get(cancel.task_id)
+        if running is None or not hmac.compare_digest(running[0].token.encode(), cancel.token.encode()):
+            logger.info("cancel for a task not running here; ignored", extra={"task_id": cancel.task_id})
+            return
+        self._stopped.add(cancel.task_id)
+        running[1].cancel()  # closes the upstream call (the backend's stream)
+
+    async def _send_chunk(self, task: TaskMessage, seq: int, text: str) -> None:
+        await self.results.send_chunk(worker_pb2.TaskResult(
+            task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, chunk=text, seq=seq))
+
+    async def _answer(self, task: TaskMessage, chunks: ChunkCoalescer) -> str:
+        """The model's answer, streamed: each piece goes to `chunks` as it comes."""
+        parts: list[str] = []
+        async with contextlib.aclosing(self.backend.stream(task.prompt, task.model)) as pieces:
+            async for piece in pieces:
+                parts.append(piece)
+                chunks.add(piece)
+        # Complete: no more chunks, in this same step (a chunk scheduled in it is not written: the result
+        # carries the whole answer, so an answer that came at once costs no chunk).
+        chunks.discard()
+        return "".join(parts)
+
+    def _free_slot(self) -> None:
+        self.busy -= 1
+        TASKS_RUNNING.set(self.busy)
+        self.publish_status()
+
     async def _run(self, task: TaskMessage, received: float, receipt: asyncio.Task[None] | None = None) -> None:
         started = time.perf_counter()
         result = worker_pb2.TaskResult(
             task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, model=task.model
         )
+        chunks = ChunkCoalescer(lambda seq, text: self._send_chunk(task, seq, text),
+                                self.settings.chunk_interval_s, self.settings.chunk_max_bytes)
+        call = asyncio.create_task(self._answer(task, chunks))
+        self._running[task.task_id] = (task, call)
+        freed = False
         try:
             timeout = max(0.1, task.deadline - time.time())
-            answer = await asyncio.wait_for(self.backend.generate(task.prompt, task.model), timeout)
+            answer = await asyncio.wait_for(call, timeout)
             result.answer = answer
             if self.settings.log_content:
                 logger.debug("content prompt=%r answer=%r", task.prompt, answer, extra={"task_id": task.task_id})
+        except asyncio.CancelledError:
+            if task.task_id not in self._stopped:
+                raise  # shutting down
+            chunks.discard()
+            self._free_slot()  # at once: the master already settled the task as stopped
+            freed = True
+            result.error.code, result.error.message = "stopped", "Stopped at your request."
         except ModelError as exc:
             result.error.code, result.error.message = exc.code, exc.user_message
         except asyncio.TimeoutError:
@@ -142,10 +194,15 @@ class Worker:
         except Exception:
             logger.exception("task %s failed in the backend", task.task_id)
             result.error.code, result.error.message = "internal", "The worker failed on this question. Please try again."
+        finally:
+            self._running.pop(task.task_id, None)
+            self._stopped.discard(task.task_id)
+        if not freed:
+            await chunks.close()  # every chunk is written before the result
         model_ms = (time.perf_counter() - started) * 1000
         label = model_label(task.model or (self.backend.models[0] if self.backend.models else ""), self.backend.models)
         MODEL_CALL.labels(label).observe(model_ms / 1000)
-        if result.HasField("error"):
+        if result.HasField("error") and not freed:
             MODEL_ERRORS.labels(label, error_label(result.error.code)).inc()
         result.model_ms = int(model_ms)
         result.worker_ms = int((time.perf_counter() - received) * 1000)
@@ -155,9 +212,9 @@ class Worker:
             # Retried while the master is unreachable (a restart), up to the task's deadline.
             accepted = await self.results.submit(result, deadline=task.deadline)
         finally:
-            self.busy -= 1
-            TASKS_RUNNING.set(self.busy)
-            self.publish_status()
+            self.results.forget(task.task_id)
+            if not freed:
+                self._free_slot()
         log = logger.info if result.HasField("error") or not accepted else logger.debug
         log(
             "task done: %s%s, prompt %d chars, reply %d chars, model %.1f ms, accepted=%s",
@@ -194,7 +251,7 @@ async def run_worker(settings: WorkerSettings, backend: ModelBackend | None = No
     metrics = contextlib.ExitStack()
     metrics_port = metrics.enter_context(serve_metrics(settings.metrics_host, settings.metrics_port))
     worker = Worker(settings, backend, results, bus, metrics_port)
-    bus.start(on_task=worker.on_task, on_connected=worker.on_connected)
+    bus.start(on_task=worker.on_task, on_connected=worker.on_connected, on_cancel=worker.on_cancel)
     heartbeat = asyncio.create_task(worker.heartbeat())
     try:
         yield worker

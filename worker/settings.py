@@ -56,6 +56,11 @@ class WorkerSettings(CommonSettings):
     openai_model: str = OPENAI_DEFAULT_MODEL
     openai_extra_models: CommaList = ()
     openai_timeout_s: float = Field(default=60.0, gt=0)
+    # When the echo model's first word comes (the rest spread until echo_latency_s); unset: evenly spread.
+    echo_first_token_s: float | None = Field(default=None, ge=0)
+    # Answer chunks to the master: at most one per interval (the first at once), or one per max bytes.
+    chunk_interval_s: float = Field(default=0.05, ge=0)
+    chunk_max_bytes: int = Field(default=1024, ge=1)
 
     @field_validator("worker_id")
     @classmethod

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63ommon/rpc/worker.proto\x12\x0b\x61isystem.v1\"*\n\tTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xcb\x01\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x10\n\x06\x61nswer\x18\x04 \x01(\tH\x00\x12\'\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.aisystem.v1.TaskErrorH\x00\x12\r\n\x05model\x18\x06 \x01(\t\x12\x10\n\x08model_ms\x18\x07 \x01(\r\x12\x11\n\tworker_ms\x18\x08 \x01(\r\x12\x10\n\x08received\x18\t \x01(\x08\x42\t\n\x07outcome\"b\n\x03\x41\x63k\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07refusal\x18\x03 \x01(\t\x12\x10\n\x08received\x18\x04 \x01(\x08\x12\x15\n\ralso_accepted\x18\x05 \x03(\t2\x8a\x01\n\rResultService\x12\x39\n\x0cSubmitResult\x12\x17.aisystem.v1.TaskResult\x1a\x10.aisystem.v1.Ack\x12>\n\rStreamResults\x12\x17.aisystem.v1.TaskResult\x1a\x10.aisystem.v1.Ack(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63ommon/rpc/worker.proto\x12\x0b\x61isystem.v1\"*\n\tTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xe9\x01\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\x12\x10\n\x06\x61nswer\x18\x04 \x01(\tH\x00\x12\'\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.aisystem.v1.TaskErrorH\x00\x12\x0f\n\x05\x63hunk\x18\n \x01(\tH\x00\x12\r\n\x05model\x18\x06 \x01(\t\x12\x10\n\x08model_ms\x18\x07 \x01(\r\x12\x11\n\tworker_ms\x18\x08 \x01(\r\x12\x10\n\x08received\x18\t \x01(\x08\x12\x0b\n\x03seq\x18\x0b \x01(\rB\t\n\x07outcome\"~\n\x03\x41\x63k\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07refusal\x18\x03 \x01(\t\x12\x10\n\x08received\x18\x04 \x01(\x08\x12\r\n\x05\x63hunk\x18\x05 \x01(\x08\x12\x0b\n\x03seq\x18\x06 \x01(\r\x12\x15\n\ralso_accepted\x18\x07 \x03(\t2\x8a\x01\n\rResultService\x12\x39\n\x0cSubmitResult\x12\x17.aisystem.v1.TaskResult\x1a\x10.aisystem.v1.Ack\x12>\n\rStreamResults\x12\x17.aisystem.v1.TaskResult\x1a\x10.aisystem.v1.Ack(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKERROR']._serialized_start=40
   _globals['_TASKERROR']._serialized_end=82
   _globals['_TASKRESULT']._serialized_start=85
-  _globals['_TASKRESULT']._serialized_end=288
-  _globals['_ACK']._serialized_start=290
-  _globals['_ACK']._serialized_end=388
-  _globals['_RESULTSERVICE']._serialized_start=391
-  _globals['_RESULTSERVICE']._serialized_end=529
+  _globals['_TASKRESULT']._serialized_end=318
+  _globals['_ACK']._serialized_start=320
+  _globals['_ACK']._serialized_end=446
+  _globals['_RESULTSERVICE']._serialized_start=449
+  _globals['_RESULTSERVICE']._serialized_end=587
 # @@protoc_insertion_point(module_scope)

@@ -62,6 +62,8 @@ class ResultServiceServicer:
         accepted results (`also_accepted`): the results made durable by the same store write.
         The peer certificate is checked when the stream opens (PERMISSION_DENIED ends it); each
         result is checked as SubmitResult would, and a refusal is an Ack with `refusal` set.
+        Answer chunks (TaskResult.chunk) go on the same stream and are checked the same way; an accepted
+        chunk gets no Ack, a refused one an Ack with `chunk` and `refusal` set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -116,6 +116,7 @@
 
   const socket = io({ transports: ["websocket"], reconnectionDelayMax: 10000 });
   window.chatSocket = socket; // render: models.js asks this connection for the models served
+  window.aisysChat = { socket: socket, pending: pending, bubble: bubble }; // hook: streaming (stream.js)
   socket.on("connect", () => { setState("connected", "connected"); sync(); });
   socket.on("disconnect", (reason) => {
     setState("disconnected", "disconnected (" + reason + ") – reconnecting");
@@ -171,6 +172,7 @@
         if (hooks.onConversation) hooks.onConversation(ack.conversation_id, !askedIn);
       }
       pending.set(ack.task_id, wait);
+      if (window.aisysStream) window.aisysStream.asked(ack.task_id); // hook: text so far + Stop (stream.js)
       if (early.has(ack.task_id)) { const e = early.get(ack.task_id); early.delete(ack.task_id); resolve(ack.task_id, e[0], e[1], e[2]); }
     });
   });

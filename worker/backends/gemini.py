@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from google import genai
@@ -119,10 +121,54 @@ class GeminiBackend:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
         return random.uniform(ceiling / 2, ceiling)  # exponential backoff with jitter
 
-    async def generate(self, prompt: str, model: str) -> str:
+    def _chosen(self, model: str) -> str:
         chosen = model or self.default_model
         if chosen not in self._models:
             raise ModelError("model_unavailable", f"Model '{chosen}' is not offered here. Choose one of: {', '.join(self._models)}.")
+        return chosen
+
+    async def stream(self, prompt: str, model: str) -> AsyncIterator[str]:
+        """generateContent over SSE (`:streamGenerateContent?alt=sse`): the text of each piece as it comes.
+        Retried as `generate` is until the first piece; an error after it ends the answer with that error.
+        Cancelling or closing this generator closes the HTTP response (the SDK's `finally: aclose()`)."""
+        chosen = self._chosen(model)
+        wrote = False
+        for attempt in range(self.max_attempts):
+            client = self._client_for_current_key()
+            try:
+                pieces = await client.aio.models.generate_content_stream(model=chosen, contents=prompt)
+                async with contextlib.aclosing(pieces):
+                    async for piece in pieces:
+                        text = piece.text
+                        if text:
+                            wrote = True
+                            yield text
+            except genai_errors.APIError as exc:
+                retryable = exc.code in RETRYABLE_STATUS and attempt + 1 < self.max_attempts and not wrote
+                logger.warning("Gemini call failed: HTTP %s %s (attempt %d, streaming)", exc.code, exc.status, attempt + 1)
+                if not retryable:
+                    raise user_error(exc) from None
+                MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
+                await asyncio.sleep(self._backoff(attempt, exc))
+                continue
+            except (asyncio.TimeoutError, TimeoutError):
+                raise ModelError("timeout", f"Gemini did not answer within {self.timeout_s:.0f} s. Please try again.") from None
+            except ModelError:
+                raise
+            except Exception as exc:  # transport errors of httpx/aiohttp: name the kind, not the details
+                logger.warning("Gemini call failed: %s (streaming)", type(exc).__name__)
+                if attempt + 1 < self.max_attempts and not wrote:
+                    MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
+                    await asyncio.sleep(min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
+                    continue
+                raise ModelError("model_unavailable", "Gemini could not be reached. Please try again shortly.") from None
+            if not wrote:
+                raise ModelError("empty_answer", "Gemini returned no text for this question (it may have been blocked).")
+            return
+        raise ModelError("model_unavailable", "Gemini is temporarily unavailable. Please try again shortly.")
+
+    async def generate(self, prompt: str, model: str) -> str:
+        chosen = self._chosen(model)
         for attempt in range(self.max_attempts):
             client = self._client_for_current_key()
             try:
