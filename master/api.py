@@ -223,6 +223,7 @@ def register_api(app: Quart, auth: Auth, db: Database, intake: Intake, dispatche
         except Refused as refused:
             raise ApiError(REFUSAL_STATUS.get(refused.code, 422), refused.code, refused.message,
                            refused.retry_after_s) from None
+        await intake.stored()  # 202 once the task is in the store
         return TaskAccepted(task_id=task.task_id), 202
 
     @app.get(f"{API}/tasks")

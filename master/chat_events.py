@@ -143,8 +143,10 @@ class ChatEvents:
                 self.bad_input.report(sid, f"question refused: {refused.code}")
             return refused.as_error()
         if chosen is None or self.conversations is None:
+            await self.intake.stored()
             return {"task_id": task.task_id}
         self.conversations.accepted(chosen, task)  # no await since take: written in the same flush as the task
+        await self.intake.stored()
         return {"task_id": task.task_id, "conversation_id": chosen.conversation_id}
 
     def admins_connected(self) -> bool:

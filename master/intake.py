@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from master import metrics
@@ -36,12 +37,20 @@ class Refused(Exception):
 
 class Intake:
     def __init__(self, dispatcher: Dispatcher, settings: MasterSettings, limiter: UserLimiter, db: Database,
-                 cache: ResponseCache | None = None) -> None:
+                 cache: ResponseCache | None = None, durable: Callable[[], Awaitable[object]] | None = None) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
         self.limiter = limiter
         self.db = db
         self.cache = cache
+        # The store's next write (the task journal's group commit): a question is acknowledged only after it.
+        self.durable = durable
+
+    async def stored(self) -> None:
+        """Return once every question taken so far is in the store: then acknowledge it. A question
+        acknowledged is never lost to a master crash (it is queued again after the restart)."""
+        if self.durable is not None:
+            await self.durable()
 
     async def take(self, user: User, data: Any, conversation_id: str | None = None) -> Task:
         """Validate, apply the user's limits, queue; raises Refused (counted in the metrics)."""

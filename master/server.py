@@ -157,7 +157,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     if restored:
         logger.info("%d unfinished tasks from the store are queued again or waiting for their worker", restored)
     limiter = UserLimiter(user_limits(settings))
-    intake = Intake(dispatcher, settings, limiter, db, cache)
+    intake = Intake(dispatcher, settings, limiter, db, cache, durable=journal.durable)
     chat = ChatEvents(sio, intake, settings, auth, db)
     ConversationEvents(sio, chat, Conversations(db, dispatcher, journal), journal)
     StreamEvents(sio, chat, dispatcher, relay)

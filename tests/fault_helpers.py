@@ -36,9 +36,22 @@ class Tally:
     events: dict[str, list[str]] = field(default_factory=dict)  # task id -> the events received for it
     times: list[float] = field(default_factory=list)  # when each ai-response arrived (monotonic)
     gave_up: float | None = None  # when the test stopped waiting with questions still open (wait_settled)
+    phase: int = 0  # master restarts so far (restarted())
+    first_phase: dict[str, int] = field(default_factory=dict)  # task id -> the phase of its first event
+    # Tasks whose outcome came again, the same, from a restarted master: answered before the crash but not yet
+    # written, then accepted again from the worker's retry (at-least-once across a crash; pages show a task once).
+    redelivered: set[str] = field(default_factory=set)
+
+    def restarted(self) -> None:
+        """The master was killed and started again: what it delivers again from now on is a redelivery."""
+        self.phase += 1
 
     def on_event(self, event: dict[str, Any]) -> None:
-        self.events.setdefault(event["task_id"], []).append(event["event"])
+        task_id = event["task_id"]
+        if self.first_phase.setdefault(task_id, self.phase) < self.phase and self.events.get(task_id) == [event["event"]]:
+            self.redelivered.add(task_id)
+            return
+        self.events.setdefault(task_id, []).append(event["event"])
         if event["event"] == "ai-response":
             self.times.append(time.monotonic())
 
@@ -75,7 +88,8 @@ class Tally:
 
     def summary(self) -> str:
         return (f"FAULT {self.name}: sent {self.sent}, answered once {self.answered_once}, errors {self.errors}, "
-                f"lost {self.lost}, duplicated {self.duplicated}, longest stall {self.longest_stall:.1f} s")
+                f"lost {self.lost}, duplicated {self.duplicated}, longest stall {self.longest_stall:.1f} s"
+                + (f", redelivered after the restart {len(self.redelivered)}" if self.phase else ""))
 
     def report(self, extra: str = "") -> str:
         """Print the summary line (and keep it for the end of the run); returns it."""

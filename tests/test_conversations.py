@@ -116,7 +116,7 @@ async def test_another_users_conversation_is_refused_everywhere(pki: Pki, broker
 
 
 async def test_delete_conversation_cancels_its_open_tasks_and_removes_them(pki: Pki, broker: RunningBroker) -> None:
-    """Deleting a conversation cancels its running and queued tasks, deletes them (API 404), keeps the others."""
+    """Deleting a conversation stops its running task and cancels its queued one, deletes them (API 404), keeps the others."""
     async with local_stack(pki, broker, workers=1, capacity=1, worker_overrides={"echo_latency_s": 1.0}) as stack, \
             chat_client(pki, stack.url, cookie=stack.cookie) as client, raw_session(pki) as http:
         kept = await client.ask("keep this one")
@@ -130,7 +130,7 @@ async def test_delete_conversation_cancels_its_open_tasks_and_removes_them(pki: 
         assert await emit(client, "ai-conversation-delete", {"conversation_id": doomed}) == {"deleted": doomed}
         errors = [await client.next_response() for _ in range(2)]
         assert {(e["event"], e["task_id"], e["code"]) for e in errors} == {
-            ("ai-error", running["task_id"], "cancelled"), ("ai-error", queued["task_id"], "cancelled")}
+            ("ai-error", running["task_id"], "stopped"), ("ai-error", queued["task_id"], "cancelled")}
         assert (await emit(client, "ai-conversation", {"conversation_id": doomed}))["error"]["code"] == "not_found"
         for task in (running, queued):
             status, body = await rest(http, stack, stack.cookie, "GET", f"/tasks/{task['task_id']}")
