@@ -77,9 +77,10 @@
   function showSynced(e) { // an outcome fetched after a (re)connect or a reload
     if (shown.has(e.task_id) || !belongs(e)) return; // another conversation's: loaded with it (history.js)
     note(e);
-    const kind = e.event === "ai-response" ? "ai" : "error";
-    const text = kind === "ai" ? e.answer : e.message;
-    const meta = kind === "ai" ? (e.model ? "model: " + e.model : "") : e.code;
+    const stopped = e.event === "ai-error" && e.code === "stopped" && typeof e.partial === "string" && e.partial;
+    const kind = e.event === "ai-response" || stopped ? "ai" : "error"; // stream.js: a stopped answer keeps its text
+    const text = stopped ? e.partial : kind === "ai" ? e.answer : e.message;
+    const meta = stopped ? "stopped" : kind === "ai" ? (e.model ? "model: " + e.model : "") : e.code;
     if (pending.has(e.task_id)) { resolve(e.task_id, kind, text, meta); return; }
     if (e.prompt) bubble("user", e.prompt);
     bubble(kind, text, meta);
