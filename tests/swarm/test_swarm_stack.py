@@ -202,7 +202,7 @@ async def _ask(d: Deployment, text: str) -> dict[str, Any]:
     await client.connect(d.url)
     try:
         ack = await client.ask(text)
-        assert set(ack) == {"task_id"}, ack
+        assert set(ack) == {"task_id", "conversation_id"}, ack
         return await client.next_response(timeout=30)
     finally:
         await client.close()
