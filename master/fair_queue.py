@@ -39,8 +39,11 @@ class FairQueue:
         # (priority, group) -> owner -> line: owners whose first task could not be placed, in the order parked.
         self._parked: dict[tuple[int, Hashable], OrderedDict[str, deque[str]]] = {}
         self._parked_as: dict[tuple[int, str], tuple[int, Hashable]] = {}  # (priority, owner) -> its parking key
-        # With aging: priority -> heap of (queued since, tie-breaker, task id).
+        # With aging: priority -> heap of (queued since, tie-breaker, task id) of the tasks in the rotation; a parked
+        # owner's entries are moved aside when they reach the top (a parked task does not age its level) and
+        # pushed back when the owner is unparked.
         self._since: dict[int, list[tuple[float, int, str]]] = {}
+        self._parked_since: dict[tuple[int, str], list[tuple[float, int, str]]] = {}
         self._seq = itertools.count()
         self.aging_s = aging_s
         self.clock = clock
@@ -103,6 +106,11 @@ class FairQueue:
         level = self._levels.setdefault(priority, OrderedDict())
         level[owner] = line
         level.move_to_end(owner, last=False)
+        aside = self._parked_since.pop((priority, owner), None)
+        if aside:
+            heap = self._since.setdefault(priority, [])
+            for entry in aside:
+                heapq.heappush(heap, entry)
 
     def _unpark_placeable(self, can_place: Callable[[str], bool]) -> None:
         """For each parked group whose tasks can be placed now, its first owner goes back into the rotation."""
@@ -112,13 +120,16 @@ class FairQueue:
                 self._unpark(key[0], owner)
 
     def _oldest(self, priority: int) -> float | None:
-        """When the oldest task still queued at `priority` was queued (stale heap entries dropped)."""
+        """When the oldest task in the rotation at `priority` was queued (stale entries dropped, parked ones set aside)."""
         heap = self._since.get(priority)
         while heap:
             stamp, _, task_id = heap[0]
             where = self._where.get(task_id)
             if where is not None and where[0] == priority:
-                return stamp
+                if where not in self._parked_as:
+                    return stamp
+                self._parked_since.setdefault(where, []).append(heapq.heappop(heap))  # back when unparked
+                continue
             heapq.heappop(heap)
         return None
 
@@ -172,4 +183,4 @@ class FairQueue:
         there (their tasks keep their age)."""
         self._levels.pop(priority, None)
         if not any(key[0] == priority for key in self._parked):
-            self._since.pop(priority, None)
+            self._since.pop(priority, None)  # no parked owner there either: every entry left is stale

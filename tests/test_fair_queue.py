@@ -158,6 +158,25 @@ def test_low_task_waits_a_bounded_time_under_constant_high_load() -> None:
     assert len(q) == 1  # the high task of that second is still queued, taken next
 
 
+def test_a_parked_task_does_not_age_its_level_past_others() -> None:
+    """A high task parked on a busy model does not keep its level "old": a low task still waits only 2 x aging_s."""
+    clock = Clock()
+    q = FairQueue(group_of=lambda t: t.split("-")[0], aging_s=5, clock=clock)
+    can = lambda t: not t.startswith("x")  # noqa: E731  (model x stays busy)
+    q.push("x-parked", "P", HIGH)
+    q.push("y-low", "L", LOW)
+    start, taken_at = clock.now, None
+    for i in range(100):
+        q.push(f"y-high-{i}", "H", HIGH)
+        if q.take(can) == "y-low":
+            taken_at = clock.now
+            break
+        clock.now += 1
+    assert taken_at is not None and taken_at - start == 10  # as without the parked task
+    assert "x-parked" in q
+    assert q.take(lambda _t: True) == "x-parked"  # model x free again: the parked task comes back first
+
+
 def test_aging_is_capped_at_the_highest_level_queued() -> None:
     """Aging never lifts a task above the highest queued level: two aged levels go oldest first."""
     clock = Clock()
