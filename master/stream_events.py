@@ -52,7 +52,7 @@ class StreamEvents:
             if task.owner == connection.owner and not task.abandoned:
                 seq, text = self.relay.sent(task.task_id)
                 tasks.append({"task_id": task.task_id, "prompt": task.prompt, "seq": seq, "text": text,
-                              "created": task.created})
+                              "created": task.created, "conversation_id": task.conversation_id})
         tasks.sort(key=lambda t: t["created"])
         return {"tasks": tasks}
 

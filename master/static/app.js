@@ -19,8 +19,15 @@
   let conversation = null;
   function belongs(r) { return !r.conversation_id || r.conversation_id === conversation || pending.has(r.task_id); }
   function elsewhere(r, kind, text, meta) { // another conversation's, unless its acknowledgement is on its way
-    early.set(r.task_id, [kind, text, meta]);
+    early.set(r.task_id, [kind, text, meta, r]); // r: noted as shown if it turns out to be ours (fromEarly)
     setTimeout(() => early.delete(r.task_id), OTHER_TAB_MS);
+  }
+
+  function fromEarly(taskId) { // an outcome that came before this page's acknowledgement of its question
+    const e = early.get(taskId);
+    early.delete(taskId);
+    if (e[3]) note(e[3]); // shown now: a later "ai-sync" must not show it again
+    resolve(taskId, e[0], e[1], e[2]);
   }
 
   function toLogin() { window.location.assign("/login"); }
@@ -174,7 +181,7 @@
       }
       pending.set(ack.task_id, wait);
       if (window.aisysStream) window.aisysStream.asked(ack.task_id); // hook: text so far + Stop (stream.js)
-      if (early.has(ack.task_id)) { const e = early.get(ack.task_id); early.delete(ack.task_id); resolve(ack.task_id, e[0], e[1], e[2]); }
+      if (early.has(ack.task_id)) fromEarly(ack.task_id);
     });
   });
   // Hooks for history.js: show a conversation's messages (or an empty log for a new one), and hear of each
@@ -186,10 +193,12 @@
     (messages || []).forEach((m) => {
       bubble("user", m.prompt);
       if (m.state === "answered") { note(m); bubble("ai", m.answer, m.model ? "model: " + m.model : ""); }
+      else if (m.state === "failed" && m.error && m.error.code === "stopped" && m.answer) { note(m); bubble("ai", m.answer, "stopped"); }
       else if (m.state === "failed") { note(m); bubble("error", m.error ? m.error.message : "failed", m.error ? m.error.code : ""); }
       else {
         pending.set(m.task_id, bubble("ai pending", "thinking…"));
-        if (early.has(m.task_id)) { const e = early.get(m.task_id); early.delete(m.task_id); resolve(m.task_id, e[0], e[1], e[2]); }
+        if (window.aisysStream) window.aisysStream.asked(m.task_id); // hook: its text so far + Stop (stream.js)
+        if (early.has(m.task_id)) fromEarly(m.task_id);
       }
     });
   }

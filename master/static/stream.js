@@ -82,12 +82,14 @@
       if (err || !resp || !Array.isArray(resp.tasks)) return;
       resp.tasks.forEach((t) => {
         if (typeof t.task_id !== "string" || !Number.isInteger(t.seq) || typeof t.text !== "string") return;
+        const s = stateOf(t.task_id);
+        if (t.seq > s.seq) { s.seq = t.seq; s.text = t.text; applyInOrder(s); }
         if (!pending.has(t.task_id)) { // not asked on this page (it was reloaded)
+          const history = window.aiChat; // another conversation's: shown when that one is opened (history.js)
+          if (t.conversation_id && history && t.conversation_id !== history.current()) return;
           chat.bubble("user", String(t.prompt || ""));
           pending.set(t.task_id, chat.bubble("ai pending", "thinking…"));
         }
-        const s = stateOf(t.task_id);
-        if (t.seq > s.seq) { s.seq = t.seq; s.text = t.text; applyInOrder(s); }
         render(t.task_id);
       });
     });
