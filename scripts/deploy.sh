@@ -46,7 +46,8 @@ for name in "${SECRETS[@]}"; do
   fi
 done
 
-# 4. Deploy with every *_SECRET variable naming the current version.
+# 4. Deploy with every *_SECRET variable naming the current version, every config named after its content.
 export_current_secrets
+export_config_versions
 docker stack deploy --prune -c "$stack_file" "$STACK"
 echo "deployed stack $STACK; open ${PUBLIC_ORIGINS%%,*} and trust $PKI_DIR/ca.crt"

@@ -149,3 +149,23 @@ export_current_secrets() {
     export "$(secret_env_var "$name")=$current"
   done
 }
+
+# export_config_versions: name every config stack.yml reads after its content (the first 12 hex digits of
+# its SHA-256) unless the caller set the variable: a changed file (a new ACL line) is then a new config,
+# which `docker stack deploy` rolls out, instead of a deploy that fails because a config cannot change.
+export_config_versions() {
+  local var file
+  while read -r var file; do
+    if [ -z "${!var:-}" ]; then
+      export "$var=$(sha256sum "$REPO_ROOT/$file" | cut -c1-12)"
+    fi
+  done <<'CONFIGS'
+MOSQUITTO_CONF_VERSION mosquitto/mosquitto.conf
+MOSQUITTO_ACL_VERSION mosquitto/acl
+OPENSSL_CONF_VERSION common/openssl.cnf
+PROMETHEUS_CONF_VERSION monitoring/prometheus.yml
+GRAFANA_DATASOURCE_VERSION monitoring/grafana/provisioning/datasources/prometheus.yml
+GRAFANA_DASHBOARDS_VERSION monitoring/grafana/provisioning/dashboards/ai-system.yml
+GRAFANA_DASHBOARD_VERSION monitoring/grafana/dashboards/ai-system.json
+CONFIGS
+}

@@ -5,7 +5,7 @@
 external secret names) and keeps, per service, the secrets it mounts, so the scripts read the secret
 table back from "deployed" services exactly as they do from a real engine.
 
-FAKE_DOCKER_LOG: JSON lines, one per call ({"args": [...], "secret_env": {...}}).
+FAKE_DOCKER_LOG: JSON lines, one per call ({"args": [...], "secret_env": {...}, "version_env": {...}}).
 FAKE_DOCKER_STATE: JSON {"secrets": {name: sha256 of content}, "services": {...}}.
 FAKE_DOCKER_ROLLOUT: what `service inspect` reports as UpdateStatus.State (default completed; "" for none).
 FAKE_DOCKER_TASK_LAG: how many task inspections after an update still show the old spec (default 0).
@@ -81,8 +81,9 @@ def main() -> int:
     log, state_path = Path(os.environ["FAKE_DOCKER_LOG"]), Path(os.environ["FAKE_DOCKER_STATE"])
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     secret_env = {k: v for k, v in os.environ.items() if k.endswith("_SECRET")}
+    version_env = {k: v for k, v in os.environ.items() if k.endswith("_VERSION")}
     with log.open("a") as f:
-        f.write(json.dumps({"args": args, "secret_env": secret_env}) + "\n")
+        f.write(json.dumps({"args": args, "secret_env": secret_env, "version_env": version_env}) + "\n")
     secrets = state.setdefault("secrets", {})
     services = state.setdefault("services", {})
     rc = 0

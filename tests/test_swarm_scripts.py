@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -99,6 +101,18 @@ def test_deploy_creates_every_missing_secret_once_then_deploys(docker: FakeDocke
     assert deploy[0]["args"] == ["stack", "deploy", "--prune", "-c", "stack.yml", "ai-system"]
     assert deploy[0]["secret_env"]["GEMINI_API_KEY_SECRET"] == "gemini_api_key_v1"  # type: ignore[index]
     assert "ca.key" not in json.dumps(docker.calls())  # the CA key goes into no secret
+
+
+def test_deploy_names_each_config_after_its_content(docker: FakeDocker) -> None:
+    """Every config stack.yml names gets a version from its file's SHA-256 (a changed ACL is a new config)."""
+    assert docker.deploy().returncode == 0
+    [deploy] = [c for c in docker.calls() if c["args"][:2] == ["stack", "deploy"]]
+    versions = deploy["version_env"]  # type: ignore[index]
+    stack = (REPO / "stack.yml").read_text()
+    named = set(re.findall(r"\$\{([A-Z_]+_VERSION):-v1\}", stack))
+    assert named and named <= set(versions), named - set(versions)
+    acl = hashlib.sha256((REPO / "mosquitto" / "acl").read_bytes()).hexdigest()[:12]
+    assert versions["MOSQUITTO_ACL_VERSION"] == acl
 
 
 def test_deploy_rerun_creates_nothing(docker: FakeDocker) -> None:
