@@ -273,7 +273,7 @@ def register_api(app: Quart, auth: Auth, db: Database, intake: Intake, dispatche
         """The models live workers serve now (a task naming another is refused with `unknown_model`)."""
         await caller()
         return ModelsOut(**served_models(dispatcher.registry, intake.settings.default_model))
-    conversations = Conversations(db, dispatcher, journal)
+    conversations = Conversations(db, dispatcher, journal, intake.cache)
 
     @app.get(f"{API}/conversations")
     @tag(["conversations"])

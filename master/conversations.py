@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from master.dispatcher import Dispatcher, Task
+from master.response_cache import ResponseCache
 from master.store import Database
 from master.task_journal import TASK_COLUMNS, TaskJournal, _task_dict
 
@@ -110,10 +111,12 @@ def expire_before(conn: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
 class Conversations:
     """Ownership checks and deletions, for the chat's events and the REST API alike."""
 
-    def __init__(self, db: Database, dispatcher: Dispatcher, journal: TaskJournal) -> None:
+    def __init__(self, db: Database, dispatcher: Dispatcher, journal: TaskJournal,
+                 cache: ResponseCache | None = None) -> None:
         self.db = db
         self.dispatcher = dispatcher
         self.journal = journal
+        self.cache = cache  # the user's cached answers go with their deleted data
 
     async def is_owner(self, user_id: int, conversation_id: str) -> bool:
         """Whether the conversation exists and is the user's (one started a moment ago counts)."""
@@ -139,6 +142,8 @@ class Conversations:
         await self.journal.flush()  # what the journal holds for it is written first, then deleted with it
         tasks = await self.db.run(delete_conversation, user_id, conversation_id)
         cancelled += self._cancel(mine)  # asked while it was being deleted (their rows are not written)
+        if self.cache is not None:
+            self.cache.forget_user(user_id)  # all of the user's: the cache does not know conversations
         logger.info("user %d deleted a conversation: %d tasks (%d were open)", user_id, tasks or 0, cancelled)
         return tasks is not None
 
@@ -153,6 +158,8 @@ class Conversations:
             await self.journal.flush()
             more = await self.db.run(delete_user_data, user_id)
             conversations, tasks = conversations + more[0], tasks + more[1]
+        if self.cache is not None:
+            self.cache.forget_user(user_id)
         logger.info("user %d deleted all their data: %d conversations, %d tasks (%d were open)",
                     user_id, conversations, tasks, cancelled)
         return conversations, tasks

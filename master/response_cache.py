@@ -30,6 +30,7 @@ class CachedAnswer:
     answer: str
     model: str  # the model that wrote it, as its worker reported it
     expires: float
+    owner: int = 0  # the user whose question it answered (their data: gone when they delete it)
 
 
 Key = tuple[int, str, str]  # (user id, or 0 when shared; requested model; normalised prompt)
@@ -74,10 +75,18 @@ class ResponseCache:
         if not self.enabled:
             return
         key = self._key(user_id, model, prompt)
-        self._entries[key] = CachedAnswer(answer, answer_model, self.clock() + self.ttl_s)
+        self._entries[key] = CachedAnswer(answer, answer_model, self.clock() + self.ttl_s, user_id)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    def forget_user(self, user_id: int) -> int:
+        """Drop every answer to one of the user's questions (they deleted a conversation or all their data:
+        a deleted answer must not come back from the cache, to them or, when shared, to anyone)."""
+        gone = [key for key, entry in self._entries.items() if entry.owner == user_id]
+        for key in gone:
+            del self._entries[key]
+        return len(gone)
 
     # -- a Journal: only finished answers matter ---------------------------------------------------
     def accepted(self, task: Task) -> None: ...

@@ -159,7 +159,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
     limiter = UserLimiter(user_limits(settings))
     intake = Intake(dispatcher, settings, limiter, db, cache, durable=journal.durable)
     chat = ChatEvents(sio, intake, settings, auth, db)
-    ConversationEvents(sio, chat, Conversations(db, dispatcher, journal), journal)
+    ConversationEvents(sio, chat, Conversations(db, dispatcher, journal, cache), journal)
     StreamEvents(sio, chat, dispatcher, relay)
     watch = SessionWatch(chat, db, lifetime, limiter)
     feed = AdminFeed(sio, dispatcher, recent, chat.admins_connected)

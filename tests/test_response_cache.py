@@ -76,6 +76,17 @@ def test_errors_and_cached_answers_are_not_stored() -> None:
     assert len(cache) == 0
 
 
+def test_forget_user_drops_their_answers_even_when_shared() -> None:
+    """After a user deletes their data, none of their answers comes back from the cache, shared or not."""
+    for shared in (False, True):
+        cache = ResponseCache(ttl_s=60, shared=shared)
+        cache.put(1, "echo", "mine", "my answer", "echo")
+        cache.put(2, "echo", "theirs", "their answer", "echo")
+        assert cache.forget_user(1) == 1
+        assert cache.get(1, "echo", "mine") is None and cache.get(2, "echo", "mine") is None
+        assert cache.get(2, "echo", "theirs") is not None
+
+
 def test_least_recently_used_entry_goes_first_when_full() -> None:
     """max_entries=2: after a, b, use of a, then c: b is gone, a and c stay."""
     cache = ResponseCache(ttl_s=60, max_entries=2)
