@@ -99,24 +99,41 @@ class TaskJournal:
     async def _flush_now(self) -> int:
         rows, deleted, conversations, waiter = self._rows, self._deleted, self._conversations, self._next_write
         self._rows, self._deleted, self._conversations, self._next_write = {}, set(), {}, None
+        if not (rows or deleted or conversations):
+            _release(waiter)
+            return 0
+        write = asyncio.ensure_future(self.db.run(write_rows, list(rows.values()), deleted, list(conversations.values())))
         try:
-            if rows or deleted or conversations:
-                await self.db.run(write_rows, list(rows.values()), deleted, list(conversations.values()))
-        except sqlite3.Error as exc:
-            self._conversations = {**conversations, **self._conversations}
-            # Keep them for the next flush (merged under anything newer); its waiters wait for that one.
-            for task_id, row in rows.items():
-                self._rows[task_id] = {**row, **self._rows.get(task_id, {})}
-            self._deleted |= deleted
-            if waiter is not None:
-                if self._next_write is None:
-                    self._next_write = waiter
-                else:
-                    self._next_write.add_done_callback(lambda f, w=waiter: _settle_like(w, f))
-            raise exc
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            await asyncio.shield(write)  # cancelled (shutdown) mid-write: the write goes on in the store's thread
+        except asyncio.CancelledError:
+            write.add_done_callback(lambda f: self._written(f, rows, deleted, conversations, waiter, log=True))
+            raise
+        except sqlite3.Error:
+            self._written(write, rows, deleted, conversations, waiter)
+            raise
+        self._written(write, rows, deleted, conversations, waiter)
         return len(rows) + len(deleted)
+
+    def _written(self, write: asyncio.Future[None], rows: dict[str, dict[str, Any]], deleted: set[str],
+                 conversations: dict[str, dict[str, Any]], waiter: asyncio.Future[None] | None, log: bool = False) -> None:
+        """Release the write's waiters, or, if it failed, keep its changes (under anything newer) for the next
+        flush, whose waiters they become (`log`: nobody else reports the failure)."""
+        if not write.cancelled() and write.exception() is None:
+            _release(waiter)
+            return
+        if log and not write.cancelled():
+            logger.error("could not write %d task changes to the store (%s); kept for the next write",
+                         len(rows) + len(deleted), type(write.exception()).__name__)
+        self._conversations = {**conversations, **self._conversations}
+        for task_id, row in rows.items():
+            self._rows[task_id] = {**row, **self._rows.get(task_id, {})}
+        self._deleted |= deleted
+        if waiter is not None:
+            if self._next_write is None:
+                self._next_write = waiter
+            else:
+                self._next_write.add_done_callback(lambda f, w=waiter: _settle_like(w, f))
+        self._wake.set()
 
     async def run(self) -> None:
         """Flush every `interval_s` while there is something to write."""
@@ -129,6 +146,11 @@ class TaskJournal:
             except sqlite3.Error:
                 logger.exception("could not write tasks to the store; retrying in %.0f ms", self.interval_s * 1000)
                 self._wake.set()
+
+
+def _release(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 def _settle_like(waiter: asyncio.Future[None], done: asyncio.Future[None]) -> None:

@@ -126,3 +126,24 @@ async def test_journal_writes_a_conversation_with_its_first_task_and_skips_tasks
         assert await db.run(load_open_tasks) == []
     finally:
         db.close()
+
+
+async def test_flush_cancelled_mid_write_still_releases_its_waiters(tmp_path: Path) -> None:
+    """Shutdown cancels the writer during a write: the write completes on the store's thread and its waiters go on."""
+    db = await open_database(tmp_path / "m.db")
+    try:
+        user = await db.run(add_user, "dave", "hash-not-used-here", "user")
+        journal = TaskJournal(db)
+        d = Dispatcher(WorkerRegistry(30), lambda w, m: True, lambda t, o: None, journal=journal)
+        for i in range(10):
+            d.submit(owner_of(user.id), f"q{i}", user_id=user.id)
+        waiting = asyncio.create_task(journal.durable())
+        await asyncio.sleep(0)  # registered for the next write
+        flushing = asyncio.create_task(journal.flush())
+        for _ in range(3):
+            await asyncio.sleep(0)  # into the write
+        flushing.cancel()
+        await asyncio.wait_for(waiting, 5)
+        assert len(await db.run(load_open_tasks)) == 10
+    finally:
+        db.close()
