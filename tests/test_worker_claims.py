@@ -83,7 +83,7 @@ async def test_fake_worker_claiming_1024_slots_is_capped_and_backed_off(pki: Pki
             client = ChatClient(pki, cookie=stack.cookie)
             await client.connect(stack.url)
             try:
-                acks = [await client.ask(f"q{i}") for i in range(8)]
+                acks = await asyncio.gather(*(client.ask(f"q{i}") for i in range(8)))  # all in flight at once
                 results = [await client.next_response(timeout=15) for _ in acks]
             finally:
                 await client.close()

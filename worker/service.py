@@ -63,8 +63,8 @@ class Worker:
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_state: str | None = None
-        # Running tasks and their model calls (what a cancel stops); the ids of those stopped.
-        self._running: dict[str, tuple[TaskMessage, asyncio.Task[str]]] = {}
+        # Tasks taken and their model calls once started (what a cancel stops); the ids of those stopped.
+        self._running: dict[str, tuple[TaskMessage, asyncio.Task[str] | None]] = {}
         self._stopped: set[str] = set()
 
     # -- status -------------------------------------------------------------------------
@@ -115,6 +115,7 @@ class Worker:
         self.busy += 1
         TASKS_RUNNING.set(self.busy)
         self.publish_status()
+        self._running[task.task_id] = (task, None)  # a cancel that comes before its model call starts is kept
         receipt = asyncio.create_task(self._receipt(task))
         self._tasks.add(receipt)
         receipt.add_done_callback(self._tasks.discard)
@@ -141,7 +142,8 @@ class Worker:
             logger.info("cancel for a task not running here; ignored", extra={"task_id": cancel.task_id})
             return
         self._stopped.add(cancel.task_id)
-        running[1].cancel()  # closes the upstream call (the backend's stream)
+        if running[1] is not None:
+            running[1].cancel()  # closes the upstream call (the backend's stream)
 
     async def _send_chunk(self, task: TaskMessage, seq: int, text: str) -> None:
         await self.results.send_chunk(worker_pb2.TaskResult(
@@ -173,6 +175,8 @@ class Worker:
                                 self.settings.chunk_interval_s, self.settings.chunk_max_bytes)
         call = asyncio.create_task(self._answer(task, chunks))
         self._running[task.task_id] = (task, call)
+        if task.task_id in self._stopped:
+            call.cancel()  # stopped before it started: no model call
         freed = False
         try:
             timeout = max(0.1, task.deadline - time.time())
