@@ -7,3 +7,6 @@ from __future__ import annotations
 BATCH_ACKS_KEY, BATCH_ACKS_VALUE = "aisys-acks", "batch"
 # The most result ids one Ack carries.
 MAX_IDS_PER_ACK = 1000
+# Initial metadata by which the master says it takes answer chunks on the stream. A worker sends no chunk on a
+# stream without it: a master from before streaming would take a chunk for an empty answer (rolling update).
+CHUNKS_KEY, CHUNKS_VALUE = "aisys-chunks", "1"

@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from common.cert_roles import is_worker_certificate
 from common.grpc_keepalive import KEEPALIVE_S, server_options
-from common.result_stream import BATCH_ACKS_KEY, BATCH_ACKS_VALUE, MAX_IDS_PER_ACK
+from common.result_stream import BATCH_ACKS_KEY, BATCH_ACKS_VALUE, CHUNKS_KEY, CHUNKS_VALUE, MAX_IDS_PER_ACK
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_server_credentials
 from master.dispatcher import Dispatcher, Refusal, ResultRefused, WorkerResult
@@ -86,6 +86,7 @@ class ResultService(worker_pb2_grpc.ResultServiceServicer):
 
     async def StreamResults(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
         await self._require_worker(context, "result stream")
+        await context.send_initial_metadata(((CHUNKS_KEY, CHUNKS_VALUE),))  # chunks welcome on this stream
         writing = asyncio.Lock()  # one write at a time on a stream
         batched = any(k == BATCH_ACKS_KEY and v == BATCH_ACKS_VALUE for k, v in context.invocation_metadata() or ())
         accepted: list[str] = []  # results accepted and not yet acknowledged (waiting for the store)

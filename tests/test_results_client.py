@@ -260,3 +260,13 @@ async def test_closing_the_client_ends_the_retries(pki: Pki) -> None:
     await asyncio.sleep(0.5)
     await client.close()
     assert await bounded(submitting) is False
+
+
+async def test_no_chunk_goes_to_a_master_that_does_not_say_it_takes_them(pki: Pki) -> None:
+    """A master without the `aisys-chunks` initial metadata (older than streaming) gets no chunk, only results."""
+    servicer = ScriptedResults()
+    async with serve(pki, servicer) as port, results_client(pki, port) as client:
+        chunk = worker_pb2.TaskResult(task_id="task-1", worker_id="w-test", token="t" * 43, chunk="piece", seq=1)
+        assert await bounded(client.send_chunk(chunk)) is False
+        assert await bounded(client.submit(result(1))) is True
+    assert servicer.task_ids() == ["task-1"]  # the result only: an old master would take a chunk for an answer

@@ -9,7 +9,7 @@ import time
 import grpc
 
 from common.grpc_keepalive import KEEPALIVE_S, client_options
-from common.result_stream import BATCH_ACKS_KEY, BATCH_ACKS_VALUE
+from common.result_stream import BATCH_ACKS_KEY, BATCH_ACKS_VALUE, CHUNKS_KEY, CHUNKS_VALUE
 from common.rpc import worker_pb2, worker_pb2_grpc
 from common.tls import TlsFiles, grpc_channel_credentials
 
@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 # Retried while the master is restarting or unreachable; refusals are final.
 RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
+# How long a chunk waits for a new stream's master to say whether it takes chunks (its initial metadata).
+CHUNKS_WELCOME_WAIT_S = 2.0
 # Back-off between tries: 0.2 s, doubling, at most this.
 RETRY_MAX_DELAY_S = 5.0
 
@@ -58,20 +60,27 @@ class ResultsClient:
         self._write_lock = asyncio.Lock()
         # Tasks whose chunks the master refused (the task is no longer this worker's): send no more.
         self.refused_chunks: set[str] = set()
+        # Whether the current stream's master takes chunks (its initial metadata), once known.
+        self._chunks_welcome: asyncio.Future[bool] | None = None
 
     async def _stream(self) -> grpc.aio.StreamStreamCall:
         async with self._open_lock:
             if self._call is None or self._call.done():
                 self._call = self._stub.StreamResults(metadata=((BATCH_ACKS_KEY, BATCH_ACKS_VALUE),))
                 self._waiting = {}
-                self._reader = asyncio.create_task(self._read_acks(self._call, self._waiting))
+                self._chunks_welcome = asyncio.get_running_loop().create_future()
+                self._reader = asyncio.create_task(self._read_acks(self._call, self._waiting, self._chunks_welcome))
             return self._call
 
     async def _read_acks(self, call: grpc.aio.StreamStreamCall,
-                         waiting: dict[tuple[str, bool], asyncio.Future[worker_pb2.Ack]]) -> None:
+                         waiting: dict[tuple[str, bool], asyncio.Future[worker_pb2.Ack]],
+                         chunks_welcome: asyncio.Future[bool]) -> None:
         """Hand each ack to the submit of its task (by task id: a late ack never lands on another result)."""
         code: grpc.StatusCode | None = None
         try:
+            metadata = await call.initial_metadata()
+            if not chunks_welcome.done():
+                chunks_welcome.set_result(any(k == CHUNKS_KEY and v == CHUNKS_VALUE for k, v in metadata or ()))
             while True:
                 ack = await call.read()
                 if ack is grpc.aio.EOF:
@@ -93,6 +102,8 @@ class ResultsClient:
             code = exc.code()
         except asyncio.CancelledError:
             pass
+        if not chunks_welcome.done():
+            chunks_welcome.set_result(False)
         # Everything not yet acknowledged on this stream is failed; submit() decides to retry.
         for fut in waiting.values():
             if not fut.done():
@@ -124,12 +135,18 @@ class ResultsClient:
         follows as the result); False when it was not written."""
         if chunk.task_id in self.refused_chunks:
             return False
-        async with self._write_lock:
-            try:
-                call = await self._stream()
+        try:
+            call = await self._stream()
+            welcome = self._chunks_welcome
+            # Not under the write lock: results go on while a new stream's first answer is awaited.
+            if welcome is None or not await asyncio.wait_for(asyncio.shield(welcome), CHUNKS_WELCOME_WAIT_S):
+                return False  # a master that does not take chunks: the result carries the whole answer
+            async with self._write_lock:
+                if self._call is not call:
+                    return False  # the stream was replaced meanwhile: the result carries the whole answer
                 await call.write(chunk)
-            except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
-                return False
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError, asyncio.TimeoutError):
+            return False
         return True
 
     def forget(self, task_id: str) -> None:
