@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from devstack.local_broker import RunningBroker
 from master.fair_queue import HIGH, LOW
+from tests.browser_helpers import CHROMIUM, launch_chromium
 from tests.pki_helpers import Pki
 from tests.stack_helpers import chat_client, https_session, local_stack, wait_until
 from tests.api_helpers import API, answered, call, new_token
@@ -60,3 +63,32 @@ async def test_admin_may_ask_high_over_the_api(pki: Pki, broker: RunningBroker) 
                                          json={"text": "urgent", "priority": "high"})
             assert status == 202, body
             assert (await answered(http, stack, token, body["task_id"]))["state"] == "answered"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/test.sh installs it as root)")
+async def test_page_priority_picker_offers_high_to_admins_only(pki: Pki, broker: RunningBroker) -> None:
+    """In Chromium a user's picker has no usable "high"; an admin's has it, and a question asked "low" is queued low."""
+    async with local_stack(pki, broker, workers=1, capacity=1, worker_overrides={"echo_latency_s": 1.0}) as stack, \
+            launch_chromium(pki) as browser:
+        dispatcher = stack.master.dispatcher
+        for role, high_usable in (("user", False), ("admin", True)):
+            account = await stack.new_user(role)
+            page = await browser.new_context()
+            tab = await page.new_page()
+            await tab.goto(stack.url + "/login")
+            await tab.fill("#name", account.name)
+            await tab.fill("#password", account.password)
+            await tab.click("#login-button")
+            await tab.wait_for_selector("#state.connected", timeout=10_000)
+            await tab.wait_for_function("() => document.getElementById('user').textContent !== ''", timeout=10_000)
+            usable = await tab.eval_on_selector("#priority option[value='high']", "o => !o.hidden && !o.disabled")
+            assert usable is high_usable, role
+            if role == "user":
+                await tab.select_option("#priority", "low")
+                await tab.fill("#question", "asked low from the page")
+                await tab.click("#send")
+                await wait_until(lambda: any(t.prompt == "asked low from the page" for t in dispatcher.tasks.values()),
+                                 what="the question")
+                [task] = [t for t in dispatcher.tasks.values() if t.prompt == "asked low from the page"]
+                assert task.priority == LOW
+            await page.close()

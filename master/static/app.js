@@ -41,6 +41,8 @@
     const s = await resp.json();
     csrf = s.csrf;
     document.getElementById("user").textContent = s.user + (s.role === "admin" ? " (admin)" : "");
+    const high = document.querySelector('#priority option[value="high"]'); // priority high is for admins only
+    if (high) { high.hidden = s.role !== "admin"; high.disabled = s.role !== "admin"; }
   }
 
   document.getElementById("logout").addEventListener("click", async () => {
@@ -136,7 +138,7 @@
   });
   socket.on("ai-response", (r) => {
     if (shown.has(r.task_id)) return;
-    const meta = r.model ? "model: " + r.model : "";
+    const meta = (r.model ? "model: " + r.model : "") + (r.cached ? (r.model ? " · " : "") + "from the cache" : "");
     if (!belongs(r)) { elsewhere(r, "ai", r.answer, meta); return; }
     note(r); resolve(r.task_id, "ai", r.answer, meta);
   });
@@ -162,6 +164,8 @@
     const query = { text: text };
     const model = typeof window.chosenModel === "function" ? window.chosenModel() : ""; // render: the picker (models.js)
     if (model) query.model = model;
+    const priority = document.getElementById("priority");
+    if (priority && priority.value !== "normal") query.priority = priority.value;
     const askedIn = conversation; // history.js: the question goes to the conversation shown (none: a new one)
     if (askedIn) query.conversation_id = askedIn;
     socket.timeout(15000).emit("ai-query", query, (err, ack) => {

@@ -30,12 +30,17 @@
     return b;
   }
 
+  function setText(el, text) { // Markdown, sanitized, as the whole answer will be (markdown.js); else plain text
+    if (typeof window.renderAnswer === "function") window.renderAnswer(el, text);
+    else el.textContent = text; // never innerHTML
+  }
+
   function render(taskId) { // the text so far, and Stop, in the task's bubble (if this page has it)
     const el = pending.get(taskId);
     if (!el) return;
     const s = stateOf(taskId);
     s.el = el;
-    if (s.text) { el.className = "msg ai streaming"; el.textContent = s.text; } // text: never innerHTML
+    if (s.text) { el.className = "msg ai streaming"; setText(el, s.text); }
     else { el.className = "msg ai pending"; el.textContent = "thinking…"; }
     el.appendChild(stopButton(taskId));
   }
@@ -70,7 +75,7 @@
     const s = finished(r);
     if (!s || !s.el || r.code !== "stopped" || typeof r.partial !== "string" || !r.partial) return;
     s.el.className = "msg ai stopped";
-    s.el.textContent = r.partial;
+    setText(s.el, r.partial);
     const m = document.createElement("span");
     m.className = "meta";
     m.textContent = "stopped";
