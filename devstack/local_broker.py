@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -41,8 +42,30 @@ def find_mosquitto() -> str:
     raise BrokerError("mosquitto is not installed: run 'apt-get install -y mosquitto' (scripts/test.sh does)")
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux), or the usual default."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A port to listen on that is free now, chosen below the ephemeral range: a port the kernel hands out
+    (bind to 0) can be taken by any outgoing connection before the caller binds it, which parallel test
+    processes made happen; a port outside that range can only be taken by another listener."""
+    low, _ = _ephemeral_ports()
+    rng = random.SystemRandom()
+    for _ in range(100):
+        port = rng.randrange(10_000, max(10_001, min(low, 32_768)))
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # no luck below the range: let the kernel choose
         s.bind((host, 0))
         return int(s.getsockname()[1])
 

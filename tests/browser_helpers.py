@@ -41,3 +41,12 @@ async def launch_chromium(pki: Pki) -> AsyncIterator[Any]:
             yield browser
         finally:
             await browser.close()
+
+
+async def log_in_page(page: Any, url: str, name: str, password: str) -> None:
+    """Log in through the login form of the master at `url`; returns when the chat page is connected."""
+    await page.goto(url + "/login")
+    await page.fill("#name", name)
+    await page.fill("#password", password)
+    await page.click("#login-button")
+    await page.wait_for_selector("#state.connected", timeout=10_000)

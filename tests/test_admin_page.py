@@ -11,7 +11,7 @@ from devstack.local_broker import RunningBroker
 from tests.login_helpers import raw_session, session_header
 from tests.pki_helpers import Pki
 from tests.stack_helpers import ChatClient, local_stack
-from tests.browser_helpers import CHROMIUM, launch_chromium
+from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -34,11 +34,7 @@ async def test_admin_page_shows_workers_and_a_moving_chart(pki: Pki, broker: Run
             page = await browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            await page.goto(stack.url + "/login")
-            await page.fill("#name", admin.name)
-            await page.fill("#password", admin.password)
-            await page.click("#login-button")
-            await page.wait_for_selector("#state.connected", timeout=10_000)
+            await log_in_page(page, stack.url, admin.name, admin.password)
             await page.goto(stack.url + "/admin")
             # This stack's two workers (the shared test broker may also hold other tests' retained worker statuses).
             ours = [w.settings.worker_id for w in stack.workers]

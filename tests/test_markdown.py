@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from devstack.local_broker import RunningBroker
-from tests.browser_helpers import CHROMIUM, launch_chromium
+from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page
 from tests.pki_helpers import Pki
 from tests.stack_helpers import Stack, local_stack
 
@@ -82,11 +82,7 @@ async def open_chat(browser: Any, stack: Stack) -> tuple[Any, dict[str, list[str
     page.on("dialog", on_dialog)
     await page.add_init_script(WATCH)
     account = await stack.new_user()
-    await page.goto(stack.url + "/login")
-    await page.fill("#name", account.name)
-    await page.fill("#password", account.password)
-    await page.click("#login-button")
-    await page.wait_for_selector("#state.connected", timeout=10_000)
+    await log_in_page(page, stack.url, account.name, account.password)
     return page, seen
 
 

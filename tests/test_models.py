@@ -13,7 +13,7 @@ import pytest
 from devstack.local_broker import RunningBroker
 from master.accounts import find_user
 from master.api_tokens import create_token
-from tests.browser_helpers import CHROMIUM, launch_chromium
+from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page
 from tests.login_helpers import raw_session, session_header
 from tests.pki_helpers import Pki
 from tests.stack_helpers import ChatClient, Stack, local_stack, wait_until, worker_settings
@@ -144,11 +144,7 @@ async def test_browser_picker_lists_the_models_and_routes_the_choice(pki: Pki, b
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         account = await stack.new_user()
-        await page.goto(stack.url + "/login")
-        await page.fill("#name", account.name)
-        await page.fill("#password", account.password)
-        await page.click("#login-button")
-        await page.wait_for_selector("#state.connected", timeout=10_000)
+        await log_in_page(page, stack.url, account.name, account.password)
         await page.wait_for_selector("#model option[value='echo-b']", state="attached", timeout=10_000)
         options = await page.eval_on_selector_all("#model option", "os => os.map(o => [o.value, o.textContent])")
         assert options == [["", "Default model"], ["echo-a", "echo-a"], ["echo-b", "echo-b"]]

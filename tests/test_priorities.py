@@ -8,7 +8,7 @@ import pytest
 
 from devstack.local_broker import RunningBroker
 from master.fair_queue import HIGH, LOW
-from tests.browser_helpers import CHROMIUM, launch_chromium
+from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page
 from tests.pki_helpers import Pki
 from tests.stack_helpers import chat_client, https_session, local_stack, wait_until
 from tests.api_helpers import API, answered, call, new_token
@@ -75,11 +75,7 @@ async def test_page_priority_picker_offers_high_to_admins_only(pki: Pki, broker:
             account = await stack.new_user(role)
             page = await browser.new_context()
             tab = await page.new_page()
-            await tab.goto(stack.url + "/login")
-            await tab.fill("#name", account.name)
-            await tab.fill("#password", account.password)
-            await tab.click("#login-button")
-            await tab.wait_for_selector("#state.connected", timeout=10_000)
+            await log_in_page(tab, stack.url, account.name, account.password)
             await tab.wait_for_function("() => document.getElementById('user').textContent !== ''", timeout=10_000)
             usable = await tab.eval_on_selector("#priority option[value='high']", "o => !o.hidden && !o.disabled")
             assert usable is high_usable, role

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devstack.local_broker import RunningBroker
-from tests.browser_helpers import CHROMIUM, launch_chromium
+from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page
 from tests.login_helpers import raw_session, session_header
 from tests.pki_helpers import Pki
 from tests.stack_helpers import local_stack
@@ -39,11 +39,7 @@ async def test_token_made_on_the_page_works_until_revoked_on_the_page(pki: Pki, 
             problems: list[str] = []
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            await page.goto(stack.url + "/login")
-            await page.fill("#name", user.name)
-            await page.fill("#password", user.password)
-            await page.click("#login-button")
-            await page.wait_for_selector("#state.connected", timeout=10_000)
+            await log_in_page(page, stack.url, user.name, user.password)
             await page.click("#tokens-link")
             await page.wait_for_url(stack.url + "/tokens")
             await page.wait_for_selector("#tokens tbody tr", timeout=10_000)
