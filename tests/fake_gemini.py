@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fake_http import in_thread, serve_app
+
 
 def fake_key() -> str:
     """A key of Gemini's shape (AIza + 35 characters), random per test."""
@@ -135,47 +137,13 @@ async def run_fake_gemini() -> AsyncIterator[FakeGemini]:
     fake = FakeGemini()
     app = web.Application()
     app.router.add_post("/{version}/models/{model_and_method}", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_app(app) as port:
+        fake.url = f"http://127.0.0.1:{port}"
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.contextmanager
 def fake_gemini_in_thread() -> Iterator[FakeGemini]:
     """The same fake on its own event loop in a thread, for tests that block (process-level stacks)."""
-    import asyncio
-    import threading
-
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        holder["loop"] = loop
-
-        async def main() -> None:
-            async with run_fake_gemini() as fake:
-                holder["fake"] = fake
-                holder["stop"] = asyncio.Event()
-                ready.set()
-                await holder["stop"].wait()
-
-        loop.run_until_complete(main())
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="fake-gemini", daemon=True)
-    thread.start()
-    if not ready.wait(10):
-        raise RuntimeError("the fake Gemini server did not start")
-    try:
-        yield holder["fake"]
-    finally:
-        holder["loop"].call_soon_threadsafe(holder["stop"].set)
-        thread.join(10)
+    with in_thread(run_fake_gemini, "fake-gemini") as fake:
+        yield fake

@@ -12,13 +12,14 @@ import contextlib
 import json
 import secrets
 import string
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fake_http import in_thread, serve_app
 
 
 def fake_openai_key() -> str:
@@ -118,44 +119,13 @@ async def run_fake_openai() -> AsyncIterator[FakeOpenAI]:
     fake = FakeOpenAI()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{port}/v1"
-    try:
+    async with serve_app(app) as port:
+        fake.url = f"http://127.0.0.1:{port}/v1"
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.contextmanager
 def fake_openai_in_thread() -> Iterator[FakeOpenAI]:
     """The same fake on its own event loop in a thread, for tests that block (process-level stacks)."""
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        holder["loop"] = loop
-
-        async def main() -> None:
-            async with run_fake_openai() as fake:
-                holder["fake"] = fake
-                holder["stop"] = asyncio.Event()
-                ready.set()
-                await holder["stop"].wait()
-
-        loop.run_until_complete(main())
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
-    thread.start()
-    if not ready.wait(10):
-        raise RuntimeError("the fake OpenAI-compatible server did not start")
-    try:
-        yield holder["fake"]
-    finally:
-        holder["loop"].call_soon_threadsafe(holder["stop"].set)
-        thread.join(10)
+    with in_thread(run_fake_openai, "fake-openai") as fake:
+        yield fake

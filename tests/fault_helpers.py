@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.local_broker import RunningBroker, free_port, run_broker
+from devstack.local_broker import RunningBroker, free_port, run_broker, stop_process
 from tests.pki_helpers import Pki
 from tests.stack_helpers import ChatClient, https_session, login_cookie
 
@@ -301,13 +301,7 @@ def start_service(module: str, env: dict[str, str], log: Path) -> subprocess.Pop
 
 def stop_service(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
     """SIGTERM, SIGKILL if it has not exited within `timeout`; its exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, timeout)
     return int(proc.returncode)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devstack.local_broker import RunningBroker
-from tests.browser_helpers import CHROMIUM, launch_chromium
+from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page
 from tests.pki_helpers import Pki
 from tests.stack_helpers import local_stack, wait_until
 
@@ -25,12 +25,7 @@ async def test_reload_mid_answer_shows_the_text_so_far_and_completes(pki: Pki, b
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         account = await stack.new_user()
-        await page.goto(stack.url + "/")
-        await page.wait_for_selector("#login-button", timeout=10_000)
-        await page.fill("#name", account.name)
-        await page.fill("#password", account.password)
-        await page.click("#login-button")
-        await page.wait_for_selector("#state.connected", timeout=10_000)
+        await log_in_page(page, stack.url, account.name, account.password)
         await page.fill("#question", "hello reload")
         await page.click("#send")
         await page.wait_for_selector(".msg.ai.streaming >> text=[offline", timeout=10_000)
@@ -55,12 +50,7 @@ async def test_stop_button_keeps_the_partial_marked_stopped(pki: Pki, broker: Ru
             launch_chromium(pki) as browser:
         page = await browser.new_page()
         account = await stack.new_user()
-        await page.goto(stack.url + "/")
-        await page.wait_for_selector("#login-button", timeout=10_000)
-        await page.fill("#name", account.name)
-        await page.fill("#password", account.password)
-        await page.click("#login-button")
-        await page.wait_for_selector("#state.connected", timeout=10_000)
+        await log_in_page(page, stack.url, account.name, account.password)
         await page.fill("#question", "stop me")
         await page.click("#send")
         await page.click(".msg.ai.streaming .stop", timeout=10_000)
