@@ -24,6 +24,7 @@ from bench.procstats import ProcessSampler
 from devstack.local_broker import free_port
 from devstack.local_run import LocalStack, database_file, run_local_stack
 from devstack.users import create_users
+from master.accounts import Passwords
 
 
 def lat(r: Results) -> str:
@@ -52,9 +53,10 @@ UNLIMITED = {"RATE_PER_MINUTE": "0", "MAX_OPEN_TASKS_PER_USER": "0"}
 
 
 def make_users(run_dir: Path, count: int) -> dict[str, str]:
-    """`count` users in the store the master of `run_dir` will open: one per load client."""
+    """`count` users in the store the master of `run_dir` will open, one per load client, their passwords hashed
+    at the deployment's cost (a real user's login, and its memory, not the tests' cheap hash)."""
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return create_users(database_file(run_dir), [f"bench{i}" for i in range(count)])
+    return create_users(database_file(run_dir), [f"bench{i}" for i in range(count)], passwords=Passwords())
 
 
 async def system_figures(stack: LocalStack, args: argparse.Namespace, report: dict[str, Any],
