@@ -94,17 +94,18 @@ def delete_user_data(conn: sqlite3.Connection, user_id: int) -> tuple[int, int]:
     return conversations, tasks
 
 
-def expire_before(conn: sqlite3.Connection, cutoff: float) -> tuple[int, int]:
+def expire_before(conn: sqlite3.Connection, cutoff: float) -> tuple[list[str], int]:
     """Delete conversations last used before `cutoff` (none with a task still open) and their tasks, and finished
-    tasks of no conversation (REST API, older versions) that finished before it; returns (conversations, tasks)."""
+    tasks of no conversation (REST API, older versions) that finished before it; returns (conversation ids, tasks)."""
     old = ("SELECT id FROM conversations c WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM tasks t"
            " WHERE t.conversation_id = c.id AND t.state IN ('queued', 'assigned'))")
     with conn:
-        tasks = conn.execute(f"DELETE FROM tasks WHERE conversation_id IN ({old})", (cutoff,)).rowcount
-        conversations = conn.execute(f"DELETE FROM conversations WHERE id IN ({old})", (cutoff,)).rowcount
+        expired = [row[0] for row in conn.execute(old, (cutoff,))]
+        tasks = conn.executemany("DELETE FROM tasks WHERE conversation_id = ?", [(c,) for c in expired]).rowcount
+        conn.executemany("DELETE FROM conversations WHERE id = ?", [(c,) for c in expired])
         tasks += conn.execute("DELETE FROM tasks WHERE conversation_id IS NULL AND finished_at < ?"
                               " AND state IN ('answered', 'failed')", (cutoff,)).rowcount
-    return conversations, tasks
+    return expired, tasks
 
 
 # -- on the event loop ------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ accepted in the last `interval_s` before the master dies can be (docs/RELIABILIT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from master.dispatcher import CACHED_BY, Outcome, StoredTask, Task
@@ -87,6 +89,14 @@ class TaskJournal:
         """Write everything reported so far in one transaction; returns how many rows."""
         async with self._flushing:
             return await self._flush_now()
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Write everything reported so far, then write nothing more until the block ends (retention deletes
+        and repairs with no task row written in between)."""
+        async with self._flushing:
+            await self._flush_now()
+            yield
 
     async def durable(self) -> None:
         """Return once everything reported so far is written, by the next periodic flush (group commit)."""
