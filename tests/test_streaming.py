@@ -231,8 +231,7 @@ async def test_stop_while_streaming_closes_the_model_stream_and_keeps_the_partia
 async def test_worker_stops_the_model_call_of_a_task_taken_back(
     pki: Pki, broker: RunningBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Its worker declared offline mid-answer (no cancel is sent): the next chunk is refused, the worker closes the
-    model's stream within 1 s and frees the slot without a result; the task's next run answers the user once."""
+    """Worker declared offline mid-answer, no cancel sent: its refused chunk closes the model stream within 1 s."""
     caplog.set_level(logging.INFO, logger="worker.service")
     async with gemini_stack(pki, broker, tmp_path, capacity=2) as (stack, fake), \
             chat_client(pki, stack.url, cookie=stack.cookie) as client:

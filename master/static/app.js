@@ -14,13 +14,20 @@
   let csrf = ""; // for logout, from /session
   const shown = new Set(); // task ids whose outcome is on the page
   let lastAt = 0; // server time of the newest outcome shown: "ai-sync" asks for what came after it
-  const OTHER_TAB_MS = 3000; // an answer with no acknowledgement here by then was asked in another tab
+  const OTHER_TAB_MS = 3000; // an answer with no acknowledgement here by then was asked in another tab...
+  let unacknowledged = 0; // ...unless a question of this page still awaits its acknowledgement (a slow store)
+  function whenNoAckIsDue(fn) { // OTHER_TAB_MS from now, or later: once no question here awaits its acknowledgement
+    setTimeout(function check() {
+      if (unacknowledged > 0) { setTimeout(check, 250); return; } // the emit's 15 s timeout bounds the wait
+      fn();
+    }, OTHER_TAB_MS);
+  }
   // Conversations (history.js): the one this log shows (null: a new one, made by the next question).
   let conversation = null;
   function belongs(r) { return !r.conversation_id || r.conversation_id === conversation || pending.has(r.task_id); }
   function elsewhere(r, kind, text, meta) { // another conversation's, unless its acknowledgement is on its way
     early.set(r.task_id, [kind, text, meta, r]); // r: noted as shown if it turns out to be ours (fromEarly)
-    setTimeout(() => early.delete(r.task_id), OTHER_TAB_MS);
+    whenNoAckIsDue(() => early.delete(r.task_id));
   }
 
   function fromEarly(taskId) { // an outcome that came before this page's acknowledgement of its question
@@ -107,11 +114,11 @@
     pending.delete(taskId);
     if (!el) {
       early.set(taskId, [kind, text, meta]);
-      setTimeout(() => { // not ours to wait for: a question from another tab of this user
+      whenNoAckIsDue(() => { // not ours to wait for: a question from another tab of this user
         if (!early.has(taskId)) return;
         early.delete(taskId);
         bubble(kind, text, (meta ? meta + " · " : "") + "asked in another tab");
-      }, OTHER_TAB_MS);
+      });
       return;
     }
     el.className = "msg " + kind;
@@ -168,7 +175,9 @@
     if (priority && priority.value !== "normal") query.priority = priority.value;
     const askedIn = conversation; // history.js: the question goes to the conversation shown (none: a new one)
     if (askedIn) query.conversation_id = askedIn;
+    unacknowledged += 1;
     socket.timeout(15000).emit("ai-query", query, (err, ack) => {
+      unacknowledged -= 1;
       if (err) { wait.className = "msg error"; wait.textContent = "The server did not confirm the question. Try again."; return; }
       if (ack && ack.error && ack.error.code === "not_found" && askedIn && conversation === askedIn) {
         conversation = null; // history.js: deleted meanwhile (another tab, retention): the next question starts a new one

@@ -127,6 +127,27 @@ class GeminiBackend:
             raise ModelError("model_unavailable", f"Model '{chosen}' is not offered here. Choose one of: {', '.join(self._models)}.")
         return chosen
 
+    def _retry_delay(self, exc: Exception, attempt: int, chosen: str, can_retry: bool, mode: str) -> float:
+        """After a failed call: the delay before the next attempt, or raises the ModelError the asker gets.
+        429 and 5xx are retried (the server's RetryInfo delay honoured), as are transport errors; a
+        refused key or a bad request never is, nor anything once `can_retry` is False."""
+        if isinstance(exc, ModelError):
+            raise exc
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            raise ModelError("timeout", f"Gemini did not answer within {self.timeout_s:.0f} s. Please try again.") from None
+        if isinstance(exc, genai_errors.APIError):
+            logger.warning("Gemini call failed: HTTP %s %s (attempt %d%s)", exc.code, exc.status, attempt + 1, mode)
+            if not (can_retry and exc.code in RETRYABLE_STATUS):
+                raise user_error(exc) from None
+            delay = self._backoff(attempt, exc)
+        else:  # transport errors of httpx/aiohttp: name the kind, not the details
+            logger.warning("Gemini call failed: %s (attempt %d%s)", type(exc).__name__, attempt + 1, mode)
+            if not can_retry:
+                raise ModelError("model_unavailable", "Gemini could not be reached. Please try again shortly.") from None
+            delay = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
+        MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
+        return delay
+
     async def stream(self, prompt: str, model: str) -> AsyncIterator[str]:
         """generateContent over SSE (`:streamGenerateContent?alt=sse`): the text of each piece as it comes.
         Retried as `generate` is until the first piece; an error after it ends the answer with that error.
@@ -143,25 +164,10 @@ class GeminiBackend:
                         if text:
                             wrote = True
                             yield text
-            except genai_errors.APIError as exc:
-                retryable = exc.code in RETRYABLE_STATUS and attempt + 1 < self.max_attempts and not wrote
-                logger.warning("Gemini call failed: HTTP %s %s (attempt %d, streaming)", exc.code, exc.status, attempt + 1)
-                if not retryable:
-                    raise user_error(exc) from None
-                MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
-                await asyncio.sleep(self._backoff(attempt, exc))
+            except Exception as exc:
+                can_retry = attempt + 1 < self.max_attempts and not wrote
+                await asyncio.sleep(self._retry_delay(exc, attempt, chosen, can_retry, ", streaming"))
                 continue
-            except (asyncio.TimeoutError, TimeoutError):
-                raise ModelError("timeout", f"Gemini did not answer within {self.timeout_s:.0f} s. Please try again.") from None
-            except ModelError:
-                raise
-            except Exception as exc:  # transport errors of httpx/aiohttp: name the kind, not the details
-                logger.warning("Gemini call failed: %s (streaming)", type(exc).__name__)
-                if attempt + 1 < self.max_attempts and not wrote:
-                    MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
-                    await asyncio.sleep(min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
-                    continue
-                raise ModelError("model_unavailable", "Gemini could not be reached. Please try again shortly.") from None
             if not wrote:
                 raise ModelError("empty_answer", "Gemini returned no text for this question (it may have been blocked).")
             return
@@ -173,23 +179,9 @@ class GeminiBackend:
             client = self._client_for_current_key()
             try:
                 response = await client.aio.models.generate_content(model=chosen, contents=prompt)
-            except genai_errors.APIError as exc:
-                retryable = exc.code in RETRYABLE_STATUS and attempt + 1 < self.max_attempts
-                logger.warning("Gemini call failed: HTTP %s %s (attempt %d)", exc.code, exc.status, attempt + 1)
-                if not retryable:
-                    raise user_error(exc) from None
-                MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
-                await asyncio.sleep(self._backoff(attempt, exc))
+            except Exception as exc:
+                await asyncio.sleep(self._retry_delay(exc, attempt, chosen, attempt + 1 < self.max_attempts, ""))
                 continue
-            except (asyncio.TimeoutError, TimeoutError):
-                raise ModelError("timeout", f"Gemini did not answer within {self.timeout_s:.0f} s. Please try again.") from None
-            except Exception as exc:  # transport errors of httpx/aiohttp: name the kind, not the details
-                logger.warning("Gemini call failed: %s", type(exc).__name__)
-                if attempt + 1 < self.max_attempts:
-                    MODEL_RETRIES.labels(model_label(chosen, self._models)).inc()
-                    await asyncio.sleep(min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
-                    continue
-                raise ModelError("model_unavailable", "Gemini could not be reached. Please try again shortly.") from None
             text = response.text
             if not text:
                 raise ModelError("empty_answer", "Gemini returned no text for this question (it may have been blocked).")
