@@ -179,8 +179,7 @@ async def _serve(settings: MasterSettings, password: str, tls: TlsFiles, db: Dat
                 feeder = asyncio.create_task(feed.run())
                 model_pusher = asyncio.create_task(models.run())
                 retention = asyncio.create_task(run_retention(db, journal, settings.conversation_retention_days,
-                                                              settings.conversation_retention_interval_s,
-                                                              lambda: list(dispatcher.tasks.values())))
+                                                              settings.conversation_retention_interval_s))
                 logger.info("master up: HTTPS on %s:%d, gRPC on %d", settings.web_host, web_port, grpc_port)
                 try:
                     yield RunningMaster(settings, web_port, grpc_port, dispatcher, bus, db, chat, auth, metrics_port,

@@ -79,6 +79,10 @@ class TaskJournal:
         row = self._conversations.get(conversation_id)
         return None if row is None else int(row["user_id"])
 
+    def pending_questions(self) -> list[dict[str, Any]]:
+        """The rows of tasks accepted since the last flush (id, user_id, prompt, conversation_id, created_at, ...)."""
+        return [row for row in self._rows.values() if "prompt" in row]
+
     def _update(self, task: Task, **columns: Any) -> None:
         row = self._rows.setdefault(task.task_id, {"id": task.task_id})
         row.update(columns)

@@ -10,7 +10,7 @@ from typing import Any
 
 from master.accounts import add_user
 from master.conversations import conversation_messages, expire_before, new_conversation_id
-from master.dispatcher import Task, owner_of
+from master.dispatcher import Outcome, Task, owner_of
 from master.retention import expire_once
 from master.store import Database, open_database
 from master.task_journal import TaskJournal, load_open_tasks, write_rows
@@ -43,8 +43,8 @@ async def old_conversation(db: Database, user_id: int) -> str:
     return conversation_id
 
 
-async def test_a_question_asked_while_its_conversation_expires_is_stored(tmp_path: Path) -> None:
-    """The question lands between retention's start and its delete: the conversation comes back with it, stored."""
+async def test_questions_asked_while_their_conversation_expires_are_stored(tmp_path: Path) -> None:
+    """Two questions land between retention's start and its delete, one answered at once: both are stored, in it."""
     db = await open_database(tmp_path / "m.db")
     journal = TaskJournal(db, interval_s=0.01)
     writer = asyncio.create_task(journal.run())
@@ -54,15 +54,16 @@ async def test_a_question_asked_while_its_conversation_expires_is_stored(tmp_pat
         release = threading.Event()
         store_busy = asyncio.ensure_future(db.run(lambda conn: release.wait(10)))  # holds the store's thread
         watched = SignalsExpire(db)
-        open_tasks: list[Task] = []
-        retention = asyncio.create_task(expire_once(watched, journal, 2, lambda: open_tasks))  # type: ignore[arg-type]
+        retention = asyncio.create_task(expire_once(watched, journal, 2))  # type: ignore[arg-type]
         await asyncio.wait_for(watched.expire_queued.wait(), 10)
 
-        question = Task("new-task", owner_of(user.id), "a new question", "echo", 1, time.time(), user_id=user.id,
-                        conversation_id=conversation_id)
-        open_tasks.append(question)  # what the dispatcher holds once it takes the question
-        journal.accepted(question)
-        acknowledged = asyncio.ensure_future(journal.durable())  # the asker is acknowledged after this
+        running, answered = (Task(task_id, owner_of(user.id), prompt, "echo", 1, time.time(), user_id=user.id,
+                                  conversation_id=conversation_id)
+                             for task_id, prompt in (("new-task", "a new question"), ("quick-task", "a quick one")))
+        journal.accepted(running)  # what the dispatcher reports as it takes each
+        journal.accepted(answered)
+        journal.finished(answered, Outcome("quick-task", answer="at once", model="echo", worker_id="w1"))
+        acknowledged = asyncio.ensure_future(journal.durable())  # the askers and the worker wait for this
         release.set()
         assert await asyncio.wait_for(retention, 10) == (1, 1)  # the old conversation and its old task went
         await asyncio.wait_for(acknowledged, 10)
@@ -71,9 +72,9 @@ async def test_a_question_asked_while_its_conversation_expires_is_stored(tmp_pat
         [stored] = await db.run(load_open_tasks)
         assert (stored.task_id, stored.conversation_id) == ("new-task", conversation_id)
         kept = await db.run(conversation_messages, user.id, conversation_id)
-        assert kept is not None, "the conversation the stored question belongs to is gone"
+        assert kept is not None, "the conversation the stored questions belong to is gone"
         assert kept["conversation"]["title"] == "a new question"
-        assert [m["task_id"] for m in kept["messages"]] == ["new-task"]
+        assert [(m["task_id"], m["state"]) for m in kept["messages"]] == [("new-task", "queued"), ("quick-task", "answered")]
     finally:
         writer.cancel()
         db.close()
@@ -89,7 +90,7 @@ async def test_a_question_asked_before_retention_starts_keeps_its_old_conversati
         question = Task("new-task", owner_of(user.id), "a new question", "echo", 1, time.time(), user_id=user.id,
                         conversation_id=conversation_id)
         journal.accepted(question)
-        assert await expire_once(db, journal, 2, lambda: [question]) == (0, 0)
+        assert await expire_once(db, journal, 2) == (0, 0)
         kept = await db.run(conversation_messages, user.id, conversation_id)
         assert kept is not None and [m["task_id"] for m in kept["messages"]] == ["old-task", "new-task"]
     finally:
