@@ -48,10 +48,10 @@ async def test_questions_asked_while_their_conversation_expires_are_stored(tmp_p
     db = await open_database(tmp_path / "m.db")
     journal = TaskJournal(db, interval_s=0.01)
     writer = asyncio.create_task(journal.run())
+    release = threading.Event()
     try:
         user = await db.run(add_user, "dora", "hash-not-used-here", "user")
         conversation_id = await old_conversation(db, user.id)
-        release = threading.Event()
         store_busy = asyncio.ensure_future(db.run(lambda conn: release.wait(10)))  # holds the store's thread
         watched = SignalsExpire(db)
         retention = asyncio.create_task(expire_once(watched, journal, 2))  # type: ignore[arg-type]
@@ -76,6 +76,7 @@ async def test_questions_asked_while_their_conversation_expires_are_stored(tmp_p
         assert kept["conversation"]["title"] == "a new question"
         assert [(m["task_id"], m["state"]) for m in kept["messages"]] == [("new-task", "queued"), ("quick-task", "answered")]
     finally:
+        release.set()  # a failed assertion must not leave the store's thread held
         writer.cancel()
         db.close()
 

@@ -60,6 +60,18 @@ def collect_chunks(client: ChatClient) -> asyncio.Queue[dict[str, Any]]:
     return chunks
 
 
+async def ask_a_long_answer(client: ChatClient, fake: FakeGemini) -> tuple[
+        asyncio.Queue[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Ask for a Gemini answer of 200 pieces 50 ms apart (still being written when the test acts) and wait for its
+    first chunk; returns the chunk queue, the question's acknowledgement and that first chunk."""
+    fake.stream_pieces = [f"word{i} " for i in range(200)]
+    fake.piece_delay_s = 0.05
+    chunks = collect_chunks(client)
+    ack = await client.ask("a long answer")
+    first = await asyncio.wait_for(chunks.get(), 10)
+    return chunks, ack, first
+
+
 def drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the queue holds now."""
     out = []
@@ -190,13 +202,9 @@ async def test_stop_while_streaming_closes_the_model_stream_and_keeps_the_partia
     """Stop mid-answer: the model's stream closes within 1 s, the slot frees, the user and store keep the partial."""
     async with gemini_stack(pki, broker, tmp_path, capacity=2) as (stack, fake), \
             chat_client(pki, stack.url, cookie=stack.cookie) as client:
-        fake.stream_pieces = [f"word{i} " for i in range(200)]
-        fake.piece_delay_s = 0.05
         worker = stack.workers[0]
-        chunks = collect_chunks(client)
-        ack = await client.ask("a long answer")
+        chunks, ack, first = await ask_a_long_answer(client, fake)
         user_id = stack.master.dispatcher.tasks[ack["task_id"]].user_id
-        first = await asyncio.wait_for(chunks.get(), 10)
         assert worker.status().free_slots == 1 and TASKS_RUNNING._value.get() == 1
         stopped_at = time.monotonic()
         assert await stop(client, ack["task_id"]) == {"task_id": ack["task_id"], "state": "stopped"}
@@ -235,12 +243,8 @@ async def test_worker_stops_the_model_call_of_a_task_taken_back(
     caplog.set_level(logging.INFO, logger="worker.service")
     async with gemini_stack(pki, broker, tmp_path, capacity=2) as (stack, fake), \
             chat_client(pki, stack.url, cookie=stack.cookie) as client:
-        fake.stream_pieces = [f"word{i} " for i in range(200)]
-        fake.piece_delay_s = 0.05
         worker = stack.workers[0]
-        chunks = collect_chunks(client)
-        ack = await client.ask("a long answer")
-        await asyncio.wait_for(chunks.get(), 10)
+        _, ack, _ = await ask_a_long_answer(client, fake)
         fake.stream_pieces = ["again"]  # the task's next run (the first stream keeps its 200 pieces)
         dispatcher = stack.master.dispatcher
         taken_back_at = time.monotonic()

@@ -15,7 +15,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from common.secret_files import ConfigError, RotatingSecret
-from worker.backends.base import ModelError
+from worker.backends.base import ModelError, choose_model, jittered_backoff, offered_models
 from worker.metrics import KEY_RELOADS, MODEL_RETRIES, model_label
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class GeminiBackend:
     ) -> None:
         self.key = key
         self.default_model = default_model
-        self._models = tuple(dict.fromkeys((default_model, *models)))
+        self._models = offered_models(default_model, models)
         self.base_url = base_url
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -118,14 +118,7 @@ class GeminiBackend:
         server = retry_delay_s(exc)
         if server is not None:
             return min(server, self.backoff_max_s) + random.uniform(0, 0.1)
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)  # exponential backoff with jitter
-
-    def _chosen(self, model: str) -> str:
-        chosen = model or self.default_model
-        if chosen not in self._models:
-            raise ModelError("model_unavailable", f"Model '{chosen}' is not offered here. Choose one of: {', '.join(self._models)}.")
-        return chosen
+        return jittered_backoff(attempt, self.backoff_base_s, self.backoff_max_s)
 
     def _retry_delay(self, exc: Exception, attempt: int, chosen: str, can_retry: bool, mode: str) -> float:
         """After a failed call: the delay before the next attempt, or raises the ModelError the asker gets.
@@ -152,7 +145,7 @@ class GeminiBackend:
         """generateContent over SSE (`:streamGenerateContent?alt=sse`): the text of each piece as it comes.
         Retried as `generate` is until the first piece; an error after it ends the answer with that error.
         Cancelling or closing this generator closes the HTTP response (the SDK's `finally: aclose()`)."""
-        chosen = self._chosen(model)
+        chosen = choose_model(model, self.default_model, self._models)
         wrote = False
         for attempt in range(self.max_attempts):
             client = self._client_for_current_key()
@@ -174,7 +167,7 @@ class GeminiBackend:
         raise ModelError("model_unavailable", "Gemini is temporarily unavailable. Please try again shortly.")
 
     async def generate(self, prompt: str, model: str) -> str:
-        chosen = self._chosen(model)
+        chosen = choose_model(model, self.default_model, self._models)
         for attempt in range(self.max_attempts):
             client = self._client_for_current_key()
             try:

@@ -12,7 +12,6 @@ import asyncio
 import email.utils
 import json
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import httpx2  # the HTTP client google-genai already ships (the httpx API, next major version)
 
 from common.secret_files import ConfigError, RotatingSecret
-from worker.backends.base import ModelError
+from worker.backends.base import ModelError, choose_model, jittered_backoff, offered_models
 from worker.metrics import MODEL_RETRIES, OPENAI_KEY_RELOADS, model_label
 
 logger = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ class OpenAICompatBackend:
     ) -> None:
         self.key = key
         self.default_model = default_model
-        self._models = tuple(dict.fromkeys((default_model, *models)))
+        self._models = offered_models(default_model, models)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -124,15 +123,8 @@ class OpenAICompatBackend:
         headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _chosen(self, model: str) -> str:
-        chosen = model or self.default_model
-        if chosen not in self._models:
-            raise ModelError("model_unavailable", f"Model '{chosen}' is not offered here. Choose one of: {', '.join(self._models)}.")
-        return chosen
-
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)  # exponential backoff with jitter
+        return jittered_backoff(attempt, self.backoff_base_s, self.backoff_max_s)
 
     async def _open(self, chosen: str, prompt: str, stream: bool) -> httpx2.Response:
         """A 200 response (body not yet read; the caller closes it), after retries; else ModelError."""
@@ -168,7 +160,7 @@ class OpenAICompatBackend:
         raise ModelError("model_unavailable", f"{WHO} is temporarily unavailable. Please try again shortly.")
 
     async def generate(self, prompt: str, model: str) -> str:
-        chosen = self._chosen(model)
+        chosen = choose_model(model, self.default_model, self._models)
         response = await self._open(chosen, prompt, stream=False)
         try:
             data = json.loads(await response.aread())
@@ -187,7 +179,7 @@ class OpenAICompatBackend:
 
     async def stream(self, prompt: str, model: str) -> AsyncIterator[str]:
         """The answer as the server writes it; closing this generator closes the HTTP stream."""
-        chosen = self._chosen(model)
+        chosen = choose_model(model, self.default_model, self._models)
         response = await self._open(chosen, prompt, stream=True)
         wrote = False
         try:
