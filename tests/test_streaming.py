@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +13,6 @@ import aiohttp
 import grpc
 import pytest
 
-from common.messages import StatusMessage
 from common.rpc import worker_pb2, worker_pb2_grpc
 from devstack.local_broker import RunningBroker
 from master.dispatcher import Task
@@ -234,31 +232,6 @@ async def test_stop_while_streaming_closes_the_model_stream_and_keeps_the_partia
         await client.ask("next")
         assert (await client.next_response())["answer"] == "Gemini says: next"
         assert all(c["task_id"] != ack["task_id"] for c in drain(chunks))
-
-
-async def test_worker_stops_the_model_call_of_a_task_taken_back(
-    pki: Pki, broker: RunningBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Worker declared offline mid-answer, no cancel sent: its refused chunk closes the model stream within 1 s."""
-    caplog.set_level(logging.INFO, logger="worker.service")
-    async with gemini_stack(pki, broker, tmp_path, capacity=2) as (stack, fake), \
-            chat_client(pki, stack.url, cookie=stack.cookie) as client:
-        worker = stack.workers[0]
-        _, ack, _ = await ask_a_long_answer(client, fake)
-        fake.stream_pieces = ["again"]  # the task's next run (the first stream keeps its 200 pieces)
-        dispatcher = stack.master.dispatcher
-        taken_back_at = time.monotonic()
-        dispatcher.on_status(worker.settings.worker_id, StatusMessage(state="offline"))  # as its last will says
-        assert dispatcher.tasks[ack["task_id"]].worker_id is None  # back in the queue
-        await wait_until(lambda: fake.streams[0].ended is not None, timeout=2.0, what="the model's stream to close")
-        record = fake.streams[0]
-        assert record.closed_by_client and record.ended is not None and record.ended - taken_back_at < 1.0
-        assert record.pieces_sent < 200
-        assert "model call stopped: the master no longer has this task here" in caplog.text
-        outcome = await client.next_response(timeout=15)
-        assert (outcome["event"], outcome["task_id"], outcome["answer"]) == ("ai-response", ack["task_id"], "again")
-        await wait_until(lambda: worker.status().free_slots == 2, timeout=5, what="the worker's slots")
-        assert len(fake.streams) == 2
 
 
 async def test_stop_while_queued_removes_the_task(pki: Pki, broker: RunningBroker) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 import grpc
 
@@ -61,8 +60,6 @@ class ResultsClient:
         self._write_lock = asyncio.Lock()
         # Tasks whose chunks the master refused (the task is no longer this worker's): send no more.
         self.refused_chunks: set[str] = set()
-        # Told the id of a task whose chunk the master refused, once (the worker stops that model call).
-        self.on_chunk_refused: Callable[[str], None] | None = None
         # Whether the current stream's master takes chunks (its initial metadata), once known.
         self._chunks_welcome: asyncio.Future[bool] | None = None
 
@@ -93,8 +90,6 @@ class ResultsClient:
                         logger.warning("master refused a chunk: %s; no more chunks for this task", ack.refusal,
                                        extra={"task_id": ack.task_id})
                         self.refused_chunks.add(ack.task_id)
-                        if self.on_chunk_refused is not None:
-                            self.on_chunk_refused(ack.task_id)
                     continue
                 fut = waiting.pop((ack.task_id, ack.received), None)
                 if fut is not None and not fut.done():

@@ -66,9 +66,6 @@ class Worker:
         # Tasks taken and their model calls once started (what a cancel stops); the ids of those stopped.
         self._running: dict[str, tuple[TaskMessage, asyncio.Task[str] | None]] = {}
         self._stopped: set[str] = set()
-        # Tasks the master no longer has here (it refused their chunk): their model calls are stopped.
-        self._lost: set[str] = set()
-        results.on_chunk_refused = self.on_task_lost
 
     # -- status -------------------------------------------------------------------------
     def status(self) -> StatusMessage:
@@ -148,16 +145,6 @@ class Worker:
         if running[1] is not None:
             running[1].cancel()  # closes the upstream call (the backend's stream)
 
-    def on_task_lost(self, task_id: str) -> None:
-        """The master refused a chunk of this task: it gave the task to another worker or gave it up, and would
-        refuse its result too. Stop the model call now and free the slot."""
-        running = self._running.get(task_id)
-        if running is None or task_id in self._stopped:
-            return
-        self._lost.add(task_id)
-        if running[1] is not None:
-            running[1].cancel()
-
     async def _send_chunk(self, task: TaskMessage, seq: int, text: str) -> None:
         await self.results.send_chunk(worker_pb2.TaskResult(
             task_id=task.task_id, worker_id=self.settings.worker_id, token=task.token, chunk=text, seq=seq))
@@ -198,10 +185,6 @@ class Worker:
             if self.settings.log_content:
                 logger.debug("content prompt=%r answer=%r", task.prompt, answer, extra={"task_id": task.task_id})
         except asyncio.CancelledError:
-            if task.task_id in self._lost:
-                chunks.discard()
-                self._give_up_lost(task, receipt)
-                return
             if task.task_id not in self._stopped:
                 raise  # shutting down
             chunks.discard()
@@ -218,7 +201,6 @@ class Worker:
         finally:
             self._running.pop(task.task_id, None)
             self._stopped.discard(task.task_id)
-            self._lost.discard(task.task_id)
         if not freed:
             await chunks.close()  # every chunk is written before the result
         model_ms = (time.perf_counter() - started) * 1000
@@ -244,15 +226,6 @@ class Worker:
             len(task.prompt), len(result.answer or result.error.message), model_ms, accepted,
             extra={"task_id": task.task_id, "worker_id": self.settings.worker_id},
         )
-
-    def _give_up_lost(self, task: TaskMessage, receipt: asyncio.Task[None] | None) -> None:
-        """A task `on_task_lost` stopped: no chunk, receipt or result goes out for it (each would be refused)."""
-        if receipt is not None:
-            receipt.cancel()
-        self.results.forget(task.task_id)
-        self._free_slot()
-        logger.info("model call stopped: the master no longer has this task here (it refused its chunk)",
-                    extra={"task_id": task.task_id, "worker_id": self.settings.worker_id})
 
     async def drain(self, timeout: float) -> None:
         """Say `draining` (the master sends nothing new), let running tasks finish for up to `timeout`,
