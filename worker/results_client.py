@@ -31,6 +31,17 @@ class StreamBroken(Exception):
         self.code = code
 
 
+def _write_failure_code(exc: Exception) -> grpc.StatusCode | None:
+    """The status to act on when writing a result failed (None: the stream closed under the write).
+
+    A write racing the stream's end (a master stopping) fails inside gRPC's core, which reports INTERNAL
+    ("Failed execute_batch") instead of the stream's status: that is a broken stream, retried, not the
+    master's verdict. A stream the master had already ended raises its own status (PERMISSION_DENIED stays final)."""
+    if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() == grpc.StatusCode.INTERNAL:
+        return None
+    return exc.code()
+
+
 class ResultsClient:
     """`submit(result)` writes to a StreamResults call (opened on first use, reopened after a failure)
     and waits for its Ack, matched by task id on that stream."""
@@ -123,7 +134,7 @@ class ResultsClient:
                 await call.write(result)
             except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
                 if not fut.done():
-                    fut.set_exception(StreamBroken(exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None))
+                    fut.set_exception(StreamBroken(_write_failure_code(exc)))
         try:
             return await asyncio.wait_for(fut, self.ack_timeout_s)
         finally:
