@@ -49,4 +49,19 @@ async def log_in_page(page: Any, url: str, name: str, password: str) -> None:
     await page.fill("#name", name)
     await page.fill("#password", password)
     await page.click("#login-button")
-    await page.wait_for_selector("#state.connected", timeout=10_000)
+    await wait_connected(page)
+
+
+async def wait_connected(page: Any, timeout_ms: int = 10_000) -> None:
+    """Wait until the page's Socket.IO connection is up; on timeout, say what the page showed instead."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await page.wait_for_selector("#state.connected", timeout=timeout_ms)
+    except PlaywrightTimeout:
+        shown = await page.evaluate(
+            "() => { const s = document.getElementById('state'); return [location.href, document.readyState, "
+            "s ? s.className + ': ' + s.textContent : 'no #state', typeof io, "
+            "window.chatSocket ? [window.chatSocket.connected, window.chatSocket.io.engine && "
+            "window.chatSocket.io.engine.readyState] : 'no socket'] }")
+        raise AssertionError(f"the page did not connect within {timeout_ms} ms; it shows {shown!r}") from None

@@ -10,7 +10,7 @@ import pytest
 
 from devstack.local_broker import RunningBroker
 from tests.pki_helpers import Pki
-from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page
+from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page, wait_connected
 from tests.stack_helpers import local_stack, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -33,7 +33,7 @@ async def test_browser_sends_a_message_and_sees_the_answer(pki: Pki, broker: Run
         await page.wait_for_selector("#login-error >> text=Wrong user name or password.", timeout=10_000)
         await page.fill("#password", account.password)
         await page.click("#login-button")
-        await page.wait_for_selector("#state.connected", timeout=10_000)
+        await wait_connected(page)
         await page.wait_for_selector(f"#user >> text={account.name}", timeout=5_000)
         await page.fill("#question", "hello from chromium")
         await page.click("#send")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from devstack.local_broker import RunningBroker
-from tests.browser_helpers import CHROMIUM, launch_chromium
+from tests.browser_helpers import CHROMIUM, launch_chromium, wait_connected
 from tests.pki_helpers import Pki
 from tests.stack_helpers import Account, local_stack
 
@@ -27,7 +27,7 @@ async def log_in(page: Any, url: str, account: Account) -> None:
     await page.fill("#name", account.name)
     await page.fill("#password", account.password)
     await page.click("#login-button")
-    await page.wait_for_selector("#state.connected", timeout=10_000)
+    await wait_connected(page)
 
 
 async def ask(page: Any, text: str) -> None:
@@ -68,7 +68,7 @@ async def test_history_survives_reload_and_restart_and_deletes(pki: Pki, broker:
             assert await page.locator("#conversations li").count() == 1  # the second question continued it
 
             await page.reload()
-            await page.wait_for_selector("#state.connected", timeout=10_000)
+            await wait_connected(page)
             await page.wait_for_function(f"() => ({ANSWERS})().length === 2", timeout=10_000)  # shown again
             assert await page.evaluate(QUESTIONS) == ["first <b>question</b> about owls", "and about cats"]
             assert await page.locator("#log b").count() == 0  # user text is text, never markup
@@ -124,7 +124,7 @@ async def test_history_survives_reload_and_restart_and_deletes(pki: Pki, broker:
             assert await page.locator("#conversations li").count() == 0
             assert await page.evaluate(ANSWERS) == []
             await page.reload()
-            await page.wait_for_selector("#state.connected", timeout=10_000)
+            await wait_connected(page)
             await page.click("#history summary")
             await page.wait_for_selector("#history-status >> text=No conversations yet.", timeout=10_000)
             assert await page.evaluate(ANSWERS) == []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devstack.local_broker import RunningBroker
-from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page
+from tests.browser_helpers import CHROMIUM, launch_chromium, log_in_page, wait_connected
 from tests.pki_helpers import Pki
 from tests.stack_helpers import local_stack, wait_until
 
@@ -33,7 +33,8 @@ async def test_reload_mid_answer_shows_the_text_so_far_and_completes(pki: Pki, b
         before = await page.locator(".msg.ai.streaming").first.text_content()
         assert before is not None and "You said: hello reload" not in before  # mid-answer
         await page.reload()
-        await page.wait_for_selector("#state.connected", timeout=10_000)
+        # Reload, page load and a new TLS connection once took over 10 s in CI, next to the Swarm test.
+        await wait_connected(page, timeout_ms=20_000)
         await page.wait_for_selector(".msg.user >> text=hello reload", timeout=10_000)
         await page.wait_for_function(f"() => {ANSWERS}.some(e => e.textContent.startsWith('[offline'))", timeout=10_000)
         await page.wait_for_function(
