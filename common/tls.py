@@ -82,9 +82,25 @@ def _check_pem_cert(setting: str, path: Path | None, data: bytes) -> None:
         raise ConfigError(f"{setting}={path} is not a PEM certificate: run scripts/gen-pki.sh") from None
 
 
+class _SocketClosedOnFailedHandshake(ssl.SSLSocket):
+    """An SSLSocket that closes itself when its handshake fails.
+
+    paho-mqtt (under aiomqtt) wraps with do_handshake_on_connect=False, then calls do_handshake() and lets a
+    failure propagate without closing the socket: every refused or broken handshake (a broker restarting,
+    another CA) left a file descriptor open until the garbage collector found it."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 def client_context(files: TlsFiles) -> ssl.SSLContext:
     """A TLS 1.2+ client context that trusts only our CA and checks the host name."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.sslsocket_class = _SocketClosedOnFailedHandshake
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_verify_locations(cadata=files.read_ca().decode())
     ctx.check_hostname = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import ssl
 import warnings
@@ -16,6 +17,7 @@ from tests.mqtt_helpers import (
     CONNACK_NOT_AUTHORISED,
     BlockingClient,
     connect_packet,
+    paho_client,
     raw_connack,
     tls_socket,
 )
@@ -77,6 +79,18 @@ def test_client_trusting_another_ca_refuses_the_broker(broker: RunningBroker, ot
     with pytest.raises(ssl.SSLCertVerificationError) as excinfo:
         tls_socket(broker.port, client_context(other_pki.tls()))
     assert excinfo.value.reason == "CERTIFICATE_VERIFY_FAILED"
+
+
+def test_mqtt_client_whose_handshake_fails_leaves_no_socket_open(broker: RunningBroker, other_pki: Pki) -> None:
+    """paho over our client context, trusting another CA: the handshake fails and its socket is closed, not leaked."""
+    client = paho_client("leak-check", "master", "not-used", other_pki.tls())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(ssl.SSLCertVerificationError) as excinfo:
+            client.connect("127.0.0.1", broker.port)
+        del client, excinfo  # the traceback holds paho's frames, and with them the socket
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_broker_certificate_name_is_checked(broker: RunningBroker, pki: Pki) -> None:
