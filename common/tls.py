@@ -92,6 +92,8 @@ class _SocketClosedOnFailedHandshake(ssl.SSLSocket):
     def do_handshake(self, block: bool = False) -> None:
         try:
             super().do_handshake(block)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # a non-blocking handshake in progress, not a failure
         except BaseException:
             self.close()
             raise
