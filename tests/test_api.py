@@ -38,7 +38,8 @@ async def test_token_valid_revoked_wrong_and_missing(pki: Pki, broker: RunningBr
 
 async def test_another_users_task_is_not_found(pki: Pki, broker: RunningBroker) -> None:
     """User B reading or stopping user A's task gets 404, exactly as for a task that does not exist."""
-    async with local_stack(pki, broker, workers=1, worker_overrides={"echo_latency_s": 1.0}) as stack, \
+    # The task runs 10 s: still running when its owner stops it after B's four calls (it is stopped at once).
+    async with local_stack(pki, broker, workers=1, worker_overrides={"echo_latency_s": 10.0}) as stack, \
             raw_session(pki) as http:
         a = await new_token(http, stack, stack.cookie)
         b = await new_token(http, stack, await stack.login(await stack.new_user()))

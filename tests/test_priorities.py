@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,17 @@ pytestmark = pytest.mark.integration
 
 async def test_queued_tasks_are_answered_high_normal_low(pki: Pki, broker: RunningBroker) -> None:
     """One busy slot, then low, normal and high asked by an admin: answered high, normal, low."""
-    async with local_stack(pki, broker, workers=1, capacity=1, worker_overrides={"echo_latency_s": 0.3},
+    async with local_stack(pki, broker, workers=1, capacity=1, worker_overrides={"echo_latency_s": 1.5},
                            master_overrides={"priority_aging_s": 600}) as stack:
         admin = await stack.login(await stack.new_user("admin"))
         async with chat_client(pki, stack.url, cookie=admin) as client:
             blocker = await client.ask("blocker")
             dispatcher = stack.master.dispatcher
             await wait_until(lambda: dispatcher.tasks[blocker["task_id"]].worker_id is not None, what="the blocker")
-            asked = {p: (await client.ask({"text": p, "priority": p}))["task_id"] for p in ("low", "normal", "high")}
+            # Asked together, while the blocker holds the one slot (1.5 s; asked one by one they took up to 0.3 s
+            # on a loaded machine, and the blocker's old 0.3 s let "low" take the slot).
+            acks = await asyncio.gather(*(client.ask({"text": p, "priority": p}) for p in ("low", "normal", "high")))
+            asked = {p: ack["task_id"] for p, ack in zip(("low", "normal", "high"), acks)}
             assert dispatcher.queued == 3
             assert dispatcher.tasks[asked["low"]].priority == LOW and dispatcher.tasks[asked["high"]].priority == HIGH
             order = [(await client.next_response(10))["task_id"] for _ in range(4)]

@@ -197,7 +197,7 @@ async def stop(client: ChatClient, task_id: str) -> dict[str, Any]:
 async def test_stop_while_streaming_closes_the_model_stream_and_keeps_the_partial(
     pki: Pki, broker: RunningBroker, tmp_path: Path
 ) -> None:
-    """Stop mid-answer: the model's stream closes within 1 s, the slot frees, the user and store keep the partial."""
+    """Stop mid-answer: the model's stream closes (long before its 10 s end), the slot frees, the partial is kept."""
     async with gemini_stack(pki, broker, tmp_path, capacity=2) as (stack, fake), \
             chat_client(pki, stack.url, cookie=stack.cookie) as client:
         worker = stack.workers[0]
@@ -206,10 +206,12 @@ async def test_stop_while_streaming_closes_the_model_stream_and_keeps_the_partia
         assert worker.status().free_slots == 1 and TASKS_RUNNING._value.get() == 1
         stopped_at = time.monotonic()
         assert await stop(client, ack["task_id"]) == {"task_id": ack["task_id"], "state": "stopped"}
-        await wait_until(lambda: fake.streams and fake.streams[0].ended is not None, timeout=1.0,
+        # Stop -> MQTT cancel -> the worker cancels the call -> the SDK closes the stream: one event loop shares all of
+        # it, so a loaded machine gets 5 s; the answer still had 9 s to run.
+        await wait_until(lambda: fake.streams and fake.streams[0].ended is not None, timeout=5.0,
                          what="the model's stream to close")
         record = fake.streams[0]
-        assert record.closed_by_client and record.ended is not None and record.ended - stopped_at < 1.0
+        assert record.closed_by_client and record.ended is not None and record.ended - stopped_at < 5.0
         assert record.pieces_sent < len(fake.stream_pieces)
         await wait_until(lambda: worker.status().free_slots == 2, timeout=5, what="the worker's slot")
         assert TASKS_RUNNING._value.get() == 0
@@ -270,7 +272,7 @@ async def test_delete_running_task_stops_it_with_the_partial(pki: Pki, broker: R
         task = stack.master.dispatcher.tasks[body["task_id"]]
         await wait_until(lambda: len(task.partial) > 0, what="the first chunk")
         assert (await call(http, "DELETE", stack.url + f"{API}/tasks/{task.task_id}", token))[0] == 204
-        await wait_until(lambda: fake.streams[0].ended is not None, timeout=1.0, what="the model's stream to close")
+        await wait_until(lambda: fake.streams[0].ended is not None, timeout=5.0, what="the model's stream to close")
         await wait_until(lambda: task.task_id not in stack.master.dispatcher.tasks, what="the stopped result")
         status, result = await call(http, "GET", stack.url + f"{API}/tasks/{task.task_id}", token)
         assert status == 200
@@ -283,7 +285,8 @@ async def test_delete_running_task_stops_it_with_the_partial(pki: Pki, broker: R
 
 async def test_reconnect_mid_answer_gets_the_text_so_far(pki: Pki, broker: RunningBroker) -> None:
     """A new connection mid-answer: `ai-partial` gives the text so far (seq n); chunks n+1... complete it."""
-    async with local_stack(pki, broker, workers=1, worker_overrides={"echo_latency_s": 1.5}) as stack, \
+    # The answer takes 5 s: still open after a second connection's TLS and Socket.IO handshakes on a loaded machine.
+    async with local_stack(pki, broker, workers=1, worker_overrides={"echo_latency_s": 5.0}) as stack, \
             chat_client(pki, stack.url, cookie=stack.cookie) as first:
         first_chunks = collect_chunks(first)
         ack = await first.ask("reload in the middle")

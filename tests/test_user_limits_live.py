@@ -39,13 +39,13 @@ async def test_open_tasks_cap_refuses_until_an_answer_comes(pki: Pki, broker: Ru
     """With 2 open tasks allowed and a slow model, the 3rd question is refused; after an answer, accepted."""
     overrides = {"max_open_tasks_per_user": 2}
     async with local_stack(pki, broker, workers=1, master_overrides=overrides,
-                           worker_overrides={"echo_latency_s": 0.5}) as stack:
+                           worker_overrides={"echo_latency_s": 3.0}) as stack:  # "one" stays open while 3 are asked
         a = await connected(stack, pki)
         try:
             assert "task_id" in await a.ask("one") and "task_id" in await a.ask("two")
             refused = await a.ask("three")
             assert refused["error"]["code"] == "too_many_open"
-            await a.next_response(timeout=10)
+            await a.next_response(timeout=15)
             assert "task_id" in await a.ask("three, again")
         finally:
             await a.close()
