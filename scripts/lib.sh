@@ -51,18 +51,26 @@ ensure_mosquitto() {
     || die "apt-get could not install mosquitto: check the network and the apt sources"
 }
 
-# ensure_chromium: Debian's chromium for the browser tests (apt-get when missing and possible).
-ensure_chromium() {
-  if command -v chromium >/dev/null 2>&1; then
+# ensure_test_tool COMMAND PACKAGE WHAT: a Debian package some tests need (apt-get when missing and possible);
+# returns 1, saying which tests will be skipped, when it cannot be had.
+ensure_test_tool() {
+  local command="$1" package="$2" what="$3"
+  if command -v "$command" >/dev/null 2>&1; then
     return 0
   fi
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "chromium is not installed: the browser tests will be skipped (apt-get install -y chromium)" >&2
+    echo "$command is not installed: the $what will be skipped (apt-get install -y $package)" >&2
     return 1
   fi
-  echo "Installing chromium with apt-get (browser tests)..." >&2
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || {
-    echo "apt-get could not install chromium: the browser tests will be skipped" >&2
+  echo "Installing $package with apt-get ($what)..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null) || {
+    echo "apt-get could not install $package: the $what will be skipped" >&2
     return 1
   }
 }
+
+# ensure_chromium: Debian's chromium for the browser tests.
+ensure_chromium() { ensure_test_tool chromium chromium "browser tests"; }
+
+# ensure_prometheus: Debian's prometheus (and promtool) for the tests that run the stack's monitoring config.
+ensure_prometheus() { ensure_test_tool prometheus prometheus "Prometheus tests"; }

@@ -12,7 +12,9 @@ cd "$REPO_ROOT"
 ensure_venv test
 # 2. The real broker binary the tests start.
 ensure_mosquitto
-# 3. A headless browser for the browser tests (Debian's chromium); skipped with a reason when absent.
+# 3. A headless browser for the browser tests (Debian's chromium), and Prometheus for the monitoring tests;
+#    those tests are skipped with a reason when absent.
 ensure_chromium || true
+ensure_prometheus || true
 # 4. The suite; extra arguments go to pytest (after the defaults, so they win).
 exec "$VENV/bin/python" -m pytest -n "${AISYS_TEST_WORKERS:-2}" --dist loadfile "$@"
