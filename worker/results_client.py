@@ -16,7 +16,11 @@ from common.tls import TlsFiles, grpc_channel_credentials
 logger = logging.getLogger(__name__)
 
 # Retried while the master is restarting or unreachable; refusals are final.
-RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
+# Statuses of a stream that broke rather than a master's verdict. INTERNAL is gRPC's core failing a stream whose
+# connection ended under it (a master stopping or killed: "Failed execute_batch" on a write, an RST_STREAM on a read),
+# seen in about 1 stop in 20; the master's own refusals are PERMISSION_DENIED and NOT_FOUND.
+RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
+                         grpc.StatusCode.INTERNAL})
 # How long a chunk waits for a new stream's master to say whether it takes chunks (its initial metadata).
 CHUNKS_WELCOME_WAIT_S = 2.0
 # Back-off between tries: 0.2 s, doubling, at most this.
@@ -29,17 +33,6 @@ class StreamBroken(Exception):
     def __init__(self, code: grpc.StatusCode | None) -> None:
         super().__init__(code.name if code else "stream closed")
         self.code = code
-
-
-def _write_failure_code(exc: Exception) -> grpc.StatusCode | None:
-    """The status to act on when writing a result failed (None: the stream closed under the write).
-
-    A write racing the stream's end (a master stopping) fails inside gRPC's core, which reports INTERNAL
-    ("Failed execute_batch") instead of the stream's status: that is a broken stream, retried, not the
-    master's verdict. A stream the master had already ended raises its own status (PERMISSION_DENIED stays final)."""
-    if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() == grpc.StatusCode.INTERNAL:
-        return None
-    return exc.code()
 
 
 class ResultsClient:
@@ -134,7 +127,7 @@ class ResultsClient:
                 await call.write(result)
             except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
                 if not fut.done():
-                    fut.set_exception(StreamBroken(_write_failure_code(exc)))
+                    fut.set_exception(StreamBroken(exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None))
         try:
             return await asyncio.wait_for(fut, self.ack_timeout_s)
         finally:

@@ -387,41 +387,43 @@ class Load:
         mesh sends a browser to a task once it is healthy, and only then do workers resolve `master` (both
         Swarm DNS and service VIPs list healthy tasks only). The test's host-mode port opens earlier."""
         client: ChatClient | None = None
-        while not stop.is_set():
-            self.asked += 1
-            text = f"question {self.asked} during the rotation"
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if client is None:
-                        await asyncio.to_thread(_wait, _master_healthy, 120, "a healthy master", 0.5)
-                        client = ChatClient(d.pki, origin=d.url, cookie=d.cookie)
-                        await client.connect(d.url)
-                    ack = await client.ask(text)
-                    if "error" in ack:
-                        raise ConnectionError(f"refused: {ack['error']['code']}")
-                    response = await client.next_response(timeout=60)
-                    while response.get("task_id") != ack["task_id"] and self._answers_a_reasked_question(response):
-                        self.late += 1
+        try:
+            while not stop.is_set():
+                self.asked += 1
+                text = f"question {self.asked} during the rotation"
+                deadline = time.monotonic() + 180
+                while True:
+                    try:
+                        if client is None:
+                            await asyncio.to_thread(_wait, _master_healthy, 120, "a healthy master", 0.5)
+                            client = ChatClient(d.pki, origin=d.url, cookie=d.cookie)
+                            await client.connect(d.url)
+                        ack = await client.ask(text)
+                        if "error" in ack:
+                            raise ConnectionError(f"refused: {ack['error']['code']}")
                         response = await client.next_response(timeout=60)
-                    if response["event"] != "ai-response" or response["task_id"] != ack["task_id"] \
-                            or not response["answer"].endswith(f"You said: {text}"):
-                        self.problems.append(f"wrong response to {text!r}: {response}")
-                    self.answered += 1
-                    await asyncio.sleep(0.02)  # a steady client, not a benchmark: leave the 2 CPUs to the rollout
-                    break
-                except Exception as exc:  # noqa: BLE001 -- a restart shows as any of several client errors
-                    if time.monotonic() > deadline:
-                        self.problems.append(f"{text!r} not answered in 180 s: {exc!r}")
-                        return
-                    self.reasked += 1
-                    self.reasked_texts.add(text)
-                    if client is not None:
-                        await client.close()
-                    client = None
-                    await asyncio.sleep(0.5)
-        if client is not None:
-            await client.close()
+                        while response.get("task_id") != ack["task_id"] and self._answers_a_reasked_question(response):
+                            self.late += 1
+                            response = await client.next_response(timeout=60)
+                        if response["event"] != "ai-response" or response["task_id"] != ack["task_id"] \
+                                or not response["answer"].endswith(f"You said: {text}"):
+                            self.problems.append(f"wrong response to {text!r}: {response}")
+                        self.answered += 1
+                        await asyncio.sleep(0.02)  # a steady client, not a benchmark: leave the 2 CPUs to the rollout
+                        break
+                    except Exception as exc:  # noqa: BLE001 -- a restart shows as any of several client errors
+                        if time.monotonic() > deadline:
+                            self.problems.append(f"{text!r} not answered in 180 s: {exc!r}")
+                            return
+                        self.reasked += 1
+                        self.reasked_texts.add(text)
+                        if client is not None:
+                            await client.close()
+                        client = None
+                        await asyncio.sleep(0.5)
+        finally:  # also when a question is given up: no connection is left open
+            if client is not None:
+                await client.close()
 
 
 async def _under_load(d: Deployment, script: str, *args: str) -> Load:
